@@ -1,0 +1,191 @@
+"""Typed configs for every stage, and the presets.
+
+`preview` runs in CPU minutes at a small working size; `full` is meant for a GPU at higher resolution.
+Each stage reads only its own section (plus `RunConfig.size`/`device`/`seed`), and the stage cache hashes that
+section, so changing one value reruns exactly the stages that depend on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PRESETS = ("preview", "full")
+TRAJECTORIES = ("up-down", "zoom-in", "side", "circle")
+
+
+@dataclass
+class DepthConfig:
+    backend: str = "prior"  # prior | depth-anything-v2 | file
+    model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # hub id or local directory (depth-anything-v2)
+    file: str | None = None  # user depth/disparity map (backend file)
+    file_kind: str = "depth"  # depth | disparity (backend file)
+    near: float = 1.0  # depth of the nearest ground, world units
+    sky_depth: float = 40.0  # finite depth given to the sky, as a multiple of `near`
+    max_ground_depth: float = 25.0  # ground depth is clamped below this multiple of `near`
+    guided_radius: int = 8  # edge-aware refinement window (pixels at the working size)
+    guided_eps: float = 1e-3
+
+
+@dataclass
+class ViewsConfig:
+    fov_deg: float = 60.0  # horizontal field of view when EXIF gives no focal length
+    use_exif_focal: bool = True
+    num_views: int = 25  # training views, the input view included (view 000)
+    max_angle_deg: float = 6.0  # largest yaw/pitch offset of the training grid
+    max_shift: float = 0.06  # largest camera translation, as a fraction of the median scene depth
+    inpaint: str = "telea"  # telea | ns | none
+    inpaint_radius: int = 5
+    point_radius: float = 1.2  # splat footprint in pixels at the input resolution
+
+
+@dataclass
+class MotionConfig:
+    direction: tuple[float, float] | None = None  # (dx, dy) in image pixels for the whole mask, when no hints
+    speed: float | None = None  # pixels per frame for `direction`; default: hint lengths / hint_frames
+    hint_frames: float = 60.0  # a hint arrow is the displacement over this many frames (3D-Cinemagraphy)
+    interpolation: str = "laplace"  # laplace | rbf
+    refine_iters: int = 300
+    refine_lr: float = 0.01
+    smooth_weight: float = 0.05
+    reference_video: str | None = None  # estimate M from a short video instead (OpenCV DIS)
+    model: str | None = None  # local path of a learned motion estimator (TorchScript)
+
+
+@dataclass
+class GaussiansConfig:
+    backend: str = "auto"  # auto | torch | gsplat
+    iters: int = 1500
+    downsample: int = 2  # one Gaussian per downsample x downsample pixels of the point cloud
+    sh_degree: int = 0
+    lr_means: float = 1.6e-4  # multiplied by the scene extent
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_colors: float = 2.5e-3
+    ssim_weight: float = 0.2
+    densify_from: int = 300
+    densify_until: int = 1200
+    densify_every: int = 100
+    densify_grad_threshold: float = 2e-4
+    opacity_reset_every: int = 3000
+    prune_opacity: float = 0.005
+    max_gaussians: int = 300_000
+    batch_views: int = 1
+
+
+@dataclass
+class AnimateConfig:
+    num_frames: int = 60
+    fps: int = 30
+    sampled_views: int = 3  # two-stage mode: input view and the extremes
+    all_views: bool = False  # single-stage ablation: animate every training view
+    softmax_beta: float = 1.0  # weight of the importance in softmax splatting
+
+
+@dataclass
+class DynamicsConfig:
+    iters: int = 1000
+    motion_init: bool = True  # --no-motion-init ablation: deformation learnt from zero
+    all_views: bool = False  # --all-views ablation: single-stage on every training view
+    fourier_order: int = 2
+    lr_deform: float = 1e-3
+    lr_colors: float = 1e-3
+    lr_opacities: float = 1e-2
+    frames_per_iter: int = 1
+
+
+@dataclass
+class RenderConfig:
+    trajectories: tuple[str, ...] = TRAJECTORIES
+    custom: str | None = None  # JSON list of poses
+    width: int | None = None  # default: working size
+    height: int | None = None
+    fps: int = 30
+    num_frames: int | None = None  # default: animate.num_frames (one loop)
+    loops: int = 1
+    gif: bool = True
+
+
+@dataclass
+class RunConfig:
+    preset: str = "preview"
+    size: int = 384  # working size: long side of the photo in pixels
+    max_input_pixels: int = 40_000_000  # larger inputs are refused
+    min_input_side: int = 64
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    gaussians: GaussiansConfig = field(default_factory=GaussiansConfig)
+    animate: AnimateConfig = field(default_factory=AnimateConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def section(self, name: str) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(getattr(self, name))))
+
+
+def preset(name: str) -> RunConfig:
+    """The config of a preset: `preview` (CPU minutes, 384 px) or `full` (GPU quality, 768 px)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = RunConfig(preset=name)
+    if name == "full":
+        cfg.size = 768
+        cfg.views.num_views = 41
+        cfg.gaussians.iters = 7000
+        cfg.gaussians.downsample = 1
+        cfg.gaussians.densify_until = 5000
+        cfg.motion.refine_iters = 1000
+        cfg.dynamics.iters = 5000
+    return cfg
+
+
+def _coerce(value: str, current: Any, name: str) -> Any:
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true/false, got {value!r}")
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, tuple) or current is None and value.startswith("["):
+        items = json.loads(value) if value.startswith("[") else [v for v in value.split(",") if v]
+        return tuple(items)
+    if current is None:
+        if value.lower() in ("none", "null", ""):
+            return None
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `section.key=value` (or top-level `key=value`) overrides, e.g. `gaussians.iters=500`."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form section.key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        target: Any = cfg
+        for p in parts[:-1]:
+            if not hasattr(target, p) or not dataclasses.is_dataclass(getattr(target, p)):
+                raise ValueError(f"override {item!r}: no config section {p!r}")
+            target = getattr(target, p)
+        leaf = parts[-1]
+        if not hasattr(target, leaf) or dataclasses.is_dataclass(getattr(target, leaf)):
+            raise ValueError(f"override {item!r}: no config value {key!r}")
+        setattr(target, leaf, _coerce(value.strip(), getattr(target, leaf), key))
+    return cfg
