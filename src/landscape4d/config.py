@@ -19,6 +19,8 @@ TRAJECTORIES = ("up-down", "zoom-in", "side", "circle")
 @dataclass
 class DepthConfig:
     backend: str = "prior"  # prior | depth-anything-v2 | file
+    fov_deg: float = 60.0  # horizontal field of view of the photo when EXIF gives no focal length
+    use_exif_focal: bool = True
     model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # hub id or local directory (depth-anything-v2)
     file: str | None = None  # user depth/disparity map (backend file)
     file_kind: str = "depth"  # depth | disparity (backend file)
@@ -31,10 +33,8 @@ class DepthConfig:
 
 @dataclass
 class ViewsConfig:
-    fov_deg: float = 60.0  # horizontal field of view when EXIF gives no focal length
-    use_exif_focal: bool = True
     num_views: int = 25  # training views, the input view included (view 000)
-    max_angle_deg: float = 6.0  # largest yaw/pitch offset of the training grid
+    max_angle_deg: float = 4.0  # largest yaw/pitch offset of the training grid
     max_shift: float = 0.06  # largest camera translation, as a fraction of the median scene depth
     inpaint: str = "telea"  # telea | ns | none
     inpaint_radius: int = 5
@@ -44,12 +44,15 @@ class ViewsConfig:
 @dataclass
 class MotionConfig:
     direction: tuple[float, float] | None = None  # (dx, dy) in image pixels for the whole mask, when no hints
-    speed: float | None = None  # pixels per frame for `direction`; default: hint lengths / hint_frames
+    speed: float | None = None  # px/frame; set: hint/direction vectors are normalised to it; None: length / hint_frames
     hint_frames: float = 60.0  # a hint arrow is the displacement over this many frames (3D-Cinemagraphy)
+    hint_points: int = 1  # constraint pixels per arrow: its start, plus (n-1) more evenly along it to its end
     interpolation: str = "laplace"  # laplace | rbf
+    unhinted: str = "nearest"  # mask components without a hint: nearest (hint's value) | mean | zero
+    visibility_tol: float = 0.03  # relative z-test tolerance against a view's rendered depth
     refine_iters: int = 300
-    refine_lr: float = 0.01
-    smooth_weight: float = 0.05
+    refine_lr: float = 0.05  # Adam step, in px/frame (the velocity is optimised in pixel units at its depth)
+    smooth_weight: float = 0.05  # weight of the neighbour smoothness term (squared px/frame differences)
     reference_video: str | None = None  # estimate M from a short video instead (OpenCV DIS)
     model: str | None = None  # local path of a learned motion estimator (TorchScript)
 
@@ -83,6 +86,10 @@ class AnimateConfig:
     sampled_views: int = 3  # two-stage mode: input view and the extremes
     all_views: bool = False  # single-stage ablation: animate every training view
     softmax_beta: float = 1.0  # weight of the importance in softmax splatting
+    importance_motion: float = 1.0  # importance term: speed / max speed (faster pixels win)
+    importance_depth: float = 10.0  # importance term: disparity / max disparity (nearer wins), when depth is given
+    hole_coverage: float = 1e-3  # pixels with less splatted (bilinear) coverage are holes, filled from the input
+    video_crf: int = 18  # H.264 constant rate factor of the mp4 videos (0 lossless .. 51 worst)
 
 
 @dataclass
@@ -188,4 +195,21 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
         if not hasattr(target, leaf) or dataclasses.is_dataclass(getattr(target, leaf)):
             raise ValueError(f"override {item!r}: no config value {key!r}")
         setattr(target, leaf, _coerce(value.strip(), getattr(target, leaf), key))
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Inverse of RunConfig.to_dict (unknown keys are ignored, missing ones keep their defaults)."""
+    cfg = RunConfig()
+    for f in dataclasses.fields(cfg):
+        if f.name not in data:
+            continue
+        cur = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(cur):
+            for g in dataclasses.fields(cur):
+                if g.name in data[f.name]:
+                    v = data[f.name][g.name]
+                    setattr(cur, g.name, tuple(v) if isinstance(v, list) else v)
+        else:
+            setattr(cfg, f.name, data[f.name])
     return cfg

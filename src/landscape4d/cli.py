@@ -1,0 +1,159 @@
+"""The `landscape4d` command line: one entry point for every stage and tool."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import PRESETS, TRAJECTORIES, RunConfig, apply_overrides, config_from_dict, preset
+from .errors import InputError, StageError
+from .pipeline import STAGE_NAMES
+
+MOTION_STAGES = {"motion", "animate", "dynamics", "render", "run"}
+
+
+def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("photo", nargs="?", help="the landscape photo (jpg/png/webp); omit to reuse RUN's input")
+    p.add_argument("--mask", help="motion mask PNG or labelme JSON (3D-Cinemagraphy format)")
+    p.add_argument("--hints", help="motion hints JSON: {hints: [{start, end}], direction, speed}")
+    p.add_argument("-o", "--out", required=True, help="run folder")
+    p.add_argument("--preset", choices=PRESETS, help="preview (CPU minutes, default) or full (GPU quality)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config value, e.g. --set gaussians.iters=500 (repeatable)")
+    p.add_argument("--size", type=int, help="working size: long side in pixels")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--depth-backend", choices=("prior", "depth-anything-v2", "file"))
+    p.add_argument("--depth-model", help="Depth Anything V2: hub id or local model directory")
+    p.add_argument("--depth-file", help="depth/disparity map (.npy or 16-bit PNG) for --depth-backend file")
+    p.add_argument("--fov", type=float, help="horizontal field of view in degrees (default 60 or EXIF)")
+    p.add_argument("--num-views", type=int, help="number of training views")
+    p.add_argument("--direction", help="dx,dy: one motion direction for the whole mask (image pixels)")
+    p.add_argument("--speed", type=float, help="pixels per frame for --direction (or to rescale hints)")
+    p.add_argument("--frames", type=int, help="frames in one loop (default 60)")
+    p.add_argument("--fps", type=int, help="frames per second of the videos (default 30)")
+    p.add_argument("--no-motion-init", action="store_true", help="ablation: 4D deformation learnt from zero")
+    p.add_argument("--all-views", action="store_true", help="ablation: single-stage training on every view")
+    p.add_argument("--trajectory", action="append", choices=TRAJECTORIES, help="render only these (repeatable)")
+    p.add_argument("--custom-path", help="JSON list of 4x4 camera-to-world poses to render as 'custom'")
+    p.add_argument("--force", action="store_true", help="rerun the named stage even if unchanged")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="landscape4d", description="One landscape photo -> a looping 4D Gaussian scene")
+    ap.add_argument("--version", action="version", version=f"landscape4d {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _stage_parser(sub, "run", "run every stage end to end")
+    for name, help_ in [("depth", "depth map and point cloud"), ("views", "multi-view RGB/mask renders"),
+                        ("motion", "2D motion per view and refined 3D motion"),
+                        ("gaussians", "fit 3D Gaussians to all views"),
+                        ("animate", "looping videos of a few sampled views"),
+                        ("dynamics", "train the 4D Gaussians"), ("render", "dynamic videos along trajectories")]:
+        _stage_parser(sub, name, help_)
+    d = sub.add_parser("demo", help="make the project's own demo input and run the pipeline on it")
+    d.add_argument("-o", "--out", default="demo_run", help="run folder (default demo_run)")
+    d.add_argument("--preset", choices=PRESETS, default="preview")
+    d.add_argument("--stage", choices=STAGE_NAMES, default="render", help="stop after this stage")
+    d.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    return ap
+
+
+def resolve_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
+    saved = run_dir / "config.json"
+    if args.photo is None and args.preset is None and saved.exists():
+        import json
+
+        cfg = config_from_dict(json.loads(saved.read_text()))
+    else:
+        cfg = preset(args.preset or "preview")
+    flags = {"size": args.size, "device": args.device, "depth.backend": args.depth_backend,
+             "depth.model": args.depth_model, "depth.file": args.depth_file, "depth.fov_deg": args.fov,
+             "views.num_views": args.num_views, "motion.speed": args.speed, "animate.num_frames": args.frames,
+             "animate.fps": args.fps, "render.fps": args.fps, "render.custom": args.custom_path}
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.direction is not None:
+        overrides.append(f"motion.direction=[{args.direction}]")
+    if args.no_motion_init:
+        overrides.append("dynamics.motion_init=false")
+    if args.all_views:
+        overrides += ["dynamics.all_views=true", "animate.all_views=true"]
+    if args.trajectory:
+        overrides.append(f"render.trajectories={','.join(args.trajectory)}")
+    return apply_overrides(cfg, overrides + list(args.set))
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from .inputs import prepare_input, write_input
+    from .io.atomic import write_json
+    from .pipeline import Pipeline
+
+    run_dir = Path(args.out)
+    created = not run_dir.exists()
+    try:
+        cfg = resolve_config(args, run_dir)
+        target = "render" if args.command == "run" else args.command
+        if args.photo is not None:
+            inp = prepare_input(args.photo, args.mask, args.hints, cfg, args.command in MOTION_STAGES)
+            _check_writable(run_dir)
+            write_input(run_dir, inp)
+            if inp.meta.get("note"):
+                print(f"[landscape4d] note: {inp.meta['note']}", file=sys.stderr)
+        elif not (run_dir / "input" / "image.png").exists():
+            raise InputError(run_dir, "no photo given and this run folder has no input yet")
+        write_json(run_dir / "config.json", cfg.to_dict())
+        Pipeline(run_dir, cfg).run(target, force=args.force)
+    except (InputError, ValueError) as e:
+        if created and run_dir.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except StageError as e:
+        print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    print(f"[landscape4d] {target}: finished; outputs in {run_dir}", file=sys.stderr)
+    return 0
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(run_dir, f"cannot write the run folder ({e.strerror or e})") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import make_demo_input
+
+    out = Path(args.out)
+    inputs = make_demo_input(out / "demo_input")
+    argv = ["run" if args.stage == "render" else args.stage, str(inputs["image"]), "--mask", str(inputs["mask"]),
+            "--hints", str(inputs["hints"]), "-o", str(out), "--preset", args.preset]
+    for s in args.set:
+        argv += ["--set", s]
+    return main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        return cmd_stage(args)
+    except KeyboardInterrupt:
+        print("landscape4d: interrupted; the next run resumes from the last finished stage", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Loading and writing: images, masks and hints, videos, PLY files; atomic writes."""

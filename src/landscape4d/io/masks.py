@@ -1,0 +1,186 @@
+"""Motion mask and motion hints: a mask PNG, the labelme JSON of 3D-Cinemagraphy, or our own hints JSON.
+
+Formats
+- Mask PNG: same size as the photo; any non-zero pixel (in any channel) is moving.
+- labelme JSON (3D-Cinemagraphy): `shapes` with label `motion` (polygon or rectangle) form the mask; shapes of type
+  `line` labelled `hintK` are arrows from their first to their second point. `imageWidth`/`imageHeight` must match
+  the photo.
+- Hints JSON (ours): {"hints": [{"start": [x, y], "end": [x, y]}, ...], "direction": [dx, dy], "speed": s}; every
+  key optional. Coordinates are pixels of the original photo (x right, y down). An arrow is the displacement over
+  `motion.hint_frames` frames (60 by default); `direction`/`speed` set one motion for the whole mask.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+
+
+@dataclass
+class MotionInput:
+    mask: np.ndarray  # (H, W) bool, moving pixels
+    arrows: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 2), np.float32))  # (K, 2, 2): start, end (x, y)
+    direction: tuple[float, float] | None = None
+    speed: float | None = None
+
+    def resized(self, width: int, height: int) -> "MotionInput":
+        """The same input at another image size (arrows and direction scaled with the pixels)."""
+        h0, w0 = self.mask.shape
+        sx, sy = width / w0, height / h0
+        m = cv2.resize(self.mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_AREA) >= 128
+        arrows = self.arrows * np.array([sx, sy], np.float32)
+        speed = None if self.speed is None else self.speed * 0.5 * (sx + sy)
+        return MotionInput(m, arrows.astype(np.float32), self.direction, speed)
+
+    def to_json(self) -> dict:
+        return {
+            "hints": [{"start": a[0].tolist(), "end": a[1].tolist()} for a in self.arrows],
+            "direction": None if self.direction is None else list(self.direction),
+            "speed": self.speed,
+        }
+
+
+def load_motion_input(path: str | Path | None, width: int, height: int,
+                      hints_path: str | Path | None = None) -> MotionInput:
+    """Read the mask (PNG or labelme JSON) for a photo of size (width, height), plus an optional hints JSON."""
+    if path is None:
+        mi = MotionInput(np.zeros((height, width), bool))
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(path, "file not found")
+        if path.suffix.lower() == ".json":
+            mi = _load_labelme(path, width, height)
+        else:
+            mi = MotionInput(_load_mask_png(path, width, height))
+    if hints_path is not None:
+        arrows, direction, speed = load_hints_json(hints_path, width, height)
+        mi.arrows = np.concatenate([mi.arrows, arrows]) if len(arrows) else mi.arrows
+        mi.direction = direction if direction is not None else mi.direction
+        mi.speed = speed if speed is not None else mi.speed
+    return mi
+
+
+def _load_mask_png(path: Path, width: int, height: int) -> np.ndarray:
+    try:
+        im = Image.open(path)
+        im.load()
+    except UnidentifiedImageError:
+        raise InputError(path, "mask is not an image (expected a PNG or a labelme JSON)") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise InputError(path, f"cannot decode mask image ({e})") from None
+    if im.size != (width, height):
+        raise InputError(path, f"mask is {im.size[0]}x{im.size[1]} but the photo is {width}x{height}")
+    a = np.asarray(im)
+    if im.mode == "P":
+        a = np.asarray(im.convert("L"))
+    return a.reshape(height, width, -1).max(axis=-1) > 0
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(path, "not a text JSON file") from None
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None
+
+
+def _point_list(path: Path, pts: object, what: str, minimum: int) -> np.ndarray:
+    try:
+        a = np.asarray(pts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, f"{what}: points are not numbers") from None
+    if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < minimum:
+        raise InputError(path, f"{what}: expected at least {minimum} [x, y] points")
+    if not np.isfinite(a).all():
+        raise InputError(path, f"{what}: non-finite coordinates")
+    return a
+
+
+def _load_labelme(path: Path, width: int, height: int) -> MotionInput:
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        raise InputError(path, "not a labelme file (no 'shapes' list)")
+    jw, jh = data.get("imageWidth"), data.get("imageHeight")
+    if isinstance(jw, (int, float)) and isinstance(jh, (int, float)) and (int(jw), int(jh)) != (width, height):
+        raise InputError(path, f"labelme file is for a {int(jw)}x{int(jh)} image but the photo is {width}x{height}")
+    mask = np.zeros((height, width), np.uint8)
+    arrows = []
+    for i, shape in enumerate(data["shapes"]):
+        if not isinstance(shape, dict):
+            raise InputError(path, f"shape {i} is not an object")
+        label = str(shape.get("label", ""))
+        kind = shape.get("shape_type") or "polygon"
+        if label == "motion":
+            if kind == "rectangle":
+                p = _point_list(path, shape.get("points"), f"shape {i} ({label})", 2)
+                (x0, y0), (x1, y1) = p[0], p[1]
+                p = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+            elif kind == "polygon":
+                p = _point_list(path, shape.get("points"), f"shape {i} ({label})", 3)
+            else:
+                continue
+            cv2.fillPoly(mask, [np.round(p).astype(np.int32)], 1)
+        elif label.startswith("hint") and kind == "line":
+            p = _point_list(path, shape.get("points"), f"shape {i} ({label})", 2)
+            arrows.append(p[:2])
+    arr = np.asarray(arrows, np.float32).reshape(-1, 2, 2)
+    return MotionInput(mask.astype(bool), arr)
+
+
+def load_hints_json(path: str | Path, width: int, height: int) -> tuple[np.ndarray, tuple[float, float] | None,
+                                                                         float | None]:
+    """Our hints JSON -> (arrows (K, 2, 2), direction, speed). Coordinates are checked against the photo."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise InputError(path, "hints JSON must be an object with 'hints', 'direction' or 'speed'")
+    unknown = set(data) - {"hints", "direction", "speed"}
+    if unknown:
+        raise InputError(path, f"unknown key(s) {', '.join(sorted(unknown))}; expected hints, direction, speed")
+    arrows = []
+    hints = data.get("hints", [])
+    if not isinstance(hints, list):
+        raise InputError(path, "'hints' must be a list of {start: [x, y], end: [x, y]}")
+    for i, h in enumerate(hints):
+        if not isinstance(h, dict) or "start" not in h or "end" not in h:
+            raise InputError(path, f"hint {i} must be an object with 'start' and 'end'")
+        a = _point_list(path, [h["start"], h["end"]], f"hint {i}", 2)
+        if not ((a[:, 0] >= 0) & (a[:, 0] <= width) & (a[:, 1] >= 0) & (a[:, 1] <= height)).all():
+            raise InputError(path, f"hint {i} lies outside the {width}x{height} photo")
+        arrows.append(a)
+    direction = data.get("direction")
+    if direction is not None:
+        direction = parse_direction(direction, path)
+    speed = data.get("speed")
+    if speed is not None:
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) or speed <= 0:
+            raise InputError(path, "'speed' must be a positive number (pixels per frame)")
+        speed = float(speed)
+    return np.asarray(arrows, np.float32).reshape(-1, 2, 2), direction, speed
+
+
+def parse_direction(value: object, path: str | Path | None = None) -> tuple[float, float]:
+    """A direction: [dx, dy] or "dx,dy" (image pixels, y down); must be non-zero and finite."""
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        dx, dy = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise InputError(path, f"direction {value!r} must be two numbers dx,dy") from None
+    if not (math.isfinite(dx) and math.isfinite(dy)) or dx == dy == 0:
+        raise InputError(path, "direction must be finite and non-zero")
+    return dx, dy

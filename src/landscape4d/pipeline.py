@@ -1,0 +1,293 @@
+"""Stage order, the run folder, caching and report.json.
+
+Run folder:
+  input/      image.png (working size), mask.png, hints.json, input.json   (validated copy of the user's input)
+  <stage>/    each stage's outputs plus .stage.json {key, seconds, ...}
+  state.json  what every stage is doing (running / done / failed)
+  report.json config, versions, per-stage seconds and peak memory, metrics
+
+A stage runs into a temporary sibling folder that is renamed into place only when it succeeds, so an interrupted
+or failed stage never leaves half-written outputs. Its cache key hashes its config section, the working size and
+seed, the input, and the keys of the stages it reads: a stage is skipped when its key is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import __version__
+from .config import RunConfig
+from .errors import StageError
+from .io.atomic import write_json
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    deps: tuple[str, ...]
+    sections: tuple[str, ...]  # config sections it reads
+    runner: str  # "module:function", imported lazily
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("depth", (), ("depth",), "landscape4d.stages.depth:run"),
+    Stage("views", ("depth",), ("views",), "landscape4d.stages.views:run"),
+    Stage("motion", ("depth", "views"), ("motion",), "landscape4d.stages.motion:run"),
+    Stage("gaussians", ("depth", "views"), ("gaussians",), "landscape4d.stages.gaussians:run"),
+    Stage("animate", ("depth", "views", "motion"), ("animate",), "landscape4d.stages.animate:run"),
+    Stage("dynamics", ("views", "motion", "gaussians", "animate"), ("dynamics",), "landscape4d.stages.dynamics:run"),
+    Stage("render", ("depth", "dynamics"), ("render",), "landscape4d.stages.render:run"),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def stage(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def stages_up_to(target: str) -> list[Stage]:
+    """The stages `target` needs, in pipeline order."""
+    needed: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n not in needed:
+            needed.add(n)
+            for d in stage(n).deps:
+                visit(d)
+
+    visit(target)
+    return [s for s in STAGES if s.name in needed]
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StageError("--device cuda was asked for but CUDA is not available")
+    return torch.device(name)
+
+
+class PeakMemory:
+    """Peak resident memory of this process (and CUDA allocations) while a block runs."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak_rss = max(self.peak_rss, self.rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        import torch
+
+        self.peak_rss = self.rss()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.peak_rss = max(self.peak_rss, self.rss())
+
+    def report(self) -> dict[str, float]:
+        import torch
+
+        out = {"peak_rss_mb": round(self.peak_rss / 2**20, 1)}
+        if torch.cuda.is_available():
+            out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return out
+
+
+@dataclass
+class StageContext:
+    """What a stage gets: where to write, the config, the device, and access to earlier stages' outputs."""
+
+    run_dir: Path
+    out: Path  # temporary folder of this stage, renamed to run_dir/<stage> on success
+    cfg: RunConfig
+    device: Any
+    name: str
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
+
+    def stage_dir(self, name: str) -> Path:
+        d = self.run_dir / name
+        if not (d / ".stage.json").exists():
+            raise StageError(f"{d}: stage {name} has not finished; run it first")
+        return d
+
+    def progress(self, iterable: Iterable | None = None, total: int | None = None, desc: str | None = None):
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc or self.name, file=sys.stderr, leave=False,
+                    mininterval=0.5 if sys.stderr.isatty() else 5.0, dynamic_ncols=True)
+
+
+def versions() -> dict[str, str]:
+    import cv2
+    import scipy
+    import torch
+
+    v = {"landscape4d": __version__, "python": platform.python_version(), "platform": platform.platform(),
+         "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "opencv": cv2.__version__,
+         "cuda": torch.version.cuda or "none", "cpu_count": str(os.cpu_count())}
+    if torch.cuda.is_available():
+        v["gpu"] = torch.cuda.get_device_name(0)
+    return v
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_key(run_dir: Path) -> str:
+    d = run_dir / "input"
+    h = hashlib.sha256()
+    for name in ("image.png", "mask.png", "hints.json"):
+        p = d / name
+        h.update(name.encode())
+        h.update(file_digest(p).encode() if p.exists() else b"-")
+    return h.hexdigest()
+
+
+def stage_key(st: Stage, cfg: RunConfig, inp: str, dep_keys: dict[str, str]) -> str:
+    payload = {
+        "stage": st.name,
+        "version": __version__,
+        "config": {s: cfg.section(s) for s in st.sections},
+        "size": cfg.size,
+        "seed": cfg.seed,
+        "input": inp,
+        "deps": {d: dep_keys[d] for d in st.deps},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+class Pipeline:
+    """Runs stages over a run folder with caching, atomic outputs, state and report."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig, log: Callable[[str], None] | None = None,
+                 command: list[str] | None = None):
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.command = command or sys.argv
+        self.report = read_json(self.run_dir / "report.json")
+        self.report.setdefault("stages", {})
+
+    def _set_state(self, name: str, state: str) -> None:
+        path = self.run_dir / "state.json"
+        data = read_json(path)
+        data.setdefault("stages", {})[name] = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(path, data)
+
+    def run(self, target: str, force: bool = False) -> dict[str, str]:
+        """Run every stage `target` needs; returns the cache key of each."""
+        if not (self.run_dir / "input" / "image.png").exists():
+            raise StageError(f"{self.run_dir}: no input in this run folder; give a photo")
+        device = resolve_device(self.cfg.device)
+        inp = input_key(self.run_dir)
+        keys: dict[str, str] = {}
+        t_all = time.perf_counter()
+        for st in stages_up_to(target):
+            key = stage_key(st, self.cfg, inp, keys)
+            keys[st.name] = key
+            final = self.run_dir / st.name
+            meta = read_json(final / ".stage.json")
+            if meta.get("key") == key and not (force and st.name == target):
+                self.log(f"[landscape4d] {st.name}: unchanged, skipped")
+                self.report["stages"].setdefault(st.name, {})["cached"] = True
+                continue
+            self._run_stage(st, key, device)
+        self.report.update({
+            "landscape4d": __version__,
+            "command": list(self.command),
+            "config": self.cfg.to_dict(),
+            "device": str(device),
+            "versions": versions(),
+            "last_command_seconds": round(time.perf_counter() - t_all, 3),
+        })
+        write_json(self.run_dir / "report.json", self.report)
+        return keys
+
+    def _run_stage(self, st: Stage, key: str, device) -> None:
+        import torch
+
+        module, func = st.runner.split(":")
+        runner = getattr(importlib.import_module(module), func)
+        tmp = self.run_dir / f".{st.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        ctx = StageContext(self.run_dir, tmp, self.cfg, device, st.name, self.log)
+        self._set_state(st.name, "running")
+        self.log(f"[landscape4d] {st.name}: running")
+        torch.manual_seed(self.cfg.seed)
+        np.random.seed(self.cfg.seed)
+        t0 = time.perf_counter()
+        try:
+            with PeakMemory() as mem:
+                metrics = runner(ctx) or {}
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._set_state(st.name, "failed")
+            raise
+        seconds = time.perf_counter() - t0
+        entry = {"seconds": round(seconds, 3), **mem.report(), "cached": False, "metrics": metrics,
+                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(tmp / ".stage.json", {"key": key, "stage": st.name, **entry})
+        final = self.run_dir / st.name
+        old = self.run_dir / f".{st.name}.old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        self.report["stages"][st.name] = entry
+        write_json(self.run_dir / "report.json", self.report)
+        self._set_state(st.name, "done")
+        self.log(f"[landscape4d] {st.name}: done in {seconds:.1f} s (peak {entry['peak_rss_mb']:.0f} MB)")

@@ -1,0 +1,59 @@
+"""Stage views: the training cameras and the photo's point cloud rendered into each (RGB, mask, depth, holes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..artifacts import intrinsics_to_json, load_depth
+from ..camera import training_cameras, unproject_depth
+from ..inputs import load_input
+from ..io.atomic import write_json, write_npy
+from ..io.images import save_png
+from ..pipeline import StageContext
+from ..views import render_view
+
+
+def psnr(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
+    err = (a - b) ** 2
+    if valid is not None:
+        err = err[valid]
+    mse = float(np.mean(err)) if err.size else 0.0
+    return 100.0 if mse < 1e-10 else float(10 * np.log10(1.0 / mse))  # capped so report.json stays valid JSON
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.views
+    inp = load_input(ctx.run_dir)
+    dr = load_depth(ctx.run_dir)
+    intr = dr.intr
+    dev = ctx.device
+    points = torch.from_numpy(unproject_depth(dr.depth, intr)).to(dev)
+    colors = torch.from_numpy(inp.image.reshape(-1, 3)).to(dev)
+    motion = torch.from_numpy(inp.motion.mask.reshape(-1).astype(np.float32)).to(dev)
+    src_depth = torch.from_numpy(dr.depth.reshape(-1)).to(dev)
+    poses = training_cameras(cfg.num_views, dr.scene_depth, cfg.max_shift, cfg.max_angle_deg)
+    for sub in ("rgb", "mask", "holes", "depth"):
+        (ctx.out / sub).mkdir()
+    frames, hole_frac = [], []
+    for i, c2w in enumerate(ctx.progress(poses, desc="views")):
+        r = render_view(points, colors, motion, src_depth, intr, c2w, cfg.point_radius, cfg.inpaint,
+                        cfg.inpaint_radius)
+        name = f"{i:03d}"
+        save_png(ctx.out / "rgb" / f"{name}.png", r.rgb)
+        save_png(ctx.out / "mask" / f"{name}.png", r.mask.astype(np.uint8) * 255)
+        save_png(ctx.out / "holes" / f"{name}.png", r.holes.astype(np.uint8) * 255)
+        write_npy(ctx.out / "depth" / f"{name}.npy", r.depth)
+        hole_frac.append(float(r.holes.mean()))
+        frames.append({"file_path": f"rgb/{name}.png", "mask_path": f"mask/{name}.png",
+                       "holes_path": f"holes/{name}.png", "depth_path": f"depth/{name}.npy",
+                       "transform_matrix": np.asarray(c2w).tolist()})
+        if i == 0:
+            psnr0 = psnr(r.rgb, inp.image, ~r.holes[..., None].repeat(3, -1))
+    write_json(ctx.out / "transforms.json", {
+        "camera_model": "OPENCV", **intrinsics_to_json(intr), "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0,
+        "convention": "transform_matrix is camera-to-world in the OpenCV convention (x right, y down, z forward); "
+                      "world = input camera (frame 0). Nerfstudio expects OpenGL axes: flip y and z columns.",
+        "scene_depth": dr.scene_depth, "frames": frames})
+    return {"num_views": len(poses), "input_view_psnr": psnr0, "hole_fraction_mean": float(np.mean(hole_frac)),
+            "hole_fraction_max": float(np.max(hole_frac))}
