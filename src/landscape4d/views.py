@@ -49,23 +49,13 @@ def splat_points(points: torch.Tensor, values: torch.Tensor, src_depth: torch.Te
     mag = (src_depth / z).clamp(min=1.0)  # same focal length: a point's pixel footprint scales like z_src / z
     radius = COVER * mag * point_radius
     sigma = SHARPNESS * mag
-    # 3x3 neighbourhood of the pixel containing the projection
-    base_j = torch.floor(uv[:, 0]).long()
-    base_i = torch.floor(uv[:, 1]).long()
-    offs = torch.tensor([(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)], device=dev)  # (9, 2)
-    ii = base_i[:, None] + offs[None, :, 0]  # (M, 9)
-    jj = base_j[:, None] + offs[None, :, 1]
-    du = jj.to(uv.dtype) + 0.5 - uv[:, 0:1]
-    dv = ii.to(uv.dtype) + 0.5 - uv[:, 1:2]
-    d2 = du * du + dv * dv
-    inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w) & (d2 <= (radius * radius)[:, None])
-    centre = torch.zeros_like(inside)
-    centre[:, 4] = True
-    pix = (ii * w + jj)[inside]  # (E,)
-    zz = z[:, None].expand_as(ii)[inside]
-    is_centre = centre[inside]
-    wt = torch.exp(-d2 / (2 * (sigma * sigma)[:, None]))[inside].clamp_min(1e-12)
-    src = torch.arange(len(z), device=dev)[:, None].expand_as(ii)[inside]
+    # each point reaches the pixel centres within `radius`: a 2x2 block around it when radius <= 1, else 4x4
+    small = radius <= 1.0
+    parts = [_footprint(uv, radius, sigma, torch.nonzero(sel).squeeze(1), k, h, w)
+             for sel, k in ((small, 2), (~small, 4)) if bool(sel.any())]
+    pix, d2w, is_centre, src = (torch.cat(t) for t in zip(*parts))
+    wt = d2w.clamp_min(1e-12)
+    zz = z[src]
     inf = torch.full((h * w,), float("inf"), dtype=z.dtype, device=dev)
     zmin_all = inf.clone().scatter_reduce(0, pix, zz, reduce="amin")
     zc = torch.where(is_centre, zz, torch.full_like(zz, float("inf")))
@@ -83,6 +73,31 @@ def splat_points(points: torch.Tensor, values: torch.Tensor, src_depth: torch.Te
     depth, weight = _remove_leaks(depth.view(h, w), weight.view(h, w))
     image = image.view(h, w, -1) * (weight > 0)[..., None]
     return image, depth, weight
+
+
+def _footprint(uv: torch.Tensor, radius: torch.Tensor, sigma: torch.Tensor, idx: torch.Tensor, k: int, h: int,
+               w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pixels of a k x k block of pixel centres around each selected point that lie within its radius.
+
+    uv (M, 2); radius, sigma (M,); idx (S,) selected points.  Returns flat (pixel index, weight, is the pixel
+    containing the projection, point index) per contribution.
+    """
+    p = uv[idx]
+    lo = torch.floor(p - 0.5).long() - (k // 2 - 1)  # top-left pixel of the block
+    r = torch.arange(k, device=uv.device)
+    jj = lo[:, 0:1, None] + r[None, None, :]  # (S, 1, k)
+    ii = lo[:, 1:2, None] + r[None, :, None]  # (S, k, 1)
+    du = jj.to(p.dtype) + 0.5 - p[:, 0, None, None]
+    dv = ii.to(p.dtype) + 0.5 - p[:, 1, None, None]
+    d2 = (du * du + dv * dv).reshape(len(idx), -1)  # (S, k*k)
+    ii, jj = ii.expand(-1, k, k).reshape(len(idx), -1), jj.expand(-1, k, k).reshape(len(idx), -1)
+    rad = radius[idx, None]
+    inside = (d2 <= rad * rad) & (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+    centre = (ii == torch.floor(p[:, 1:2]).long()) & (jj == torch.floor(p[:, 0:1]).long())
+    sig = sigma[idx, None]
+    weight = torch.exp(-d2 / (2 * sig * sig))
+    src = idx[:, None].expand_as(ii)
+    return (ii * w + jj)[inside], weight[inside], centre[inside], src[inside]
 
 
 def _remove_leaks(depth: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
