@@ -40,6 +40,8 @@ def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--trajectory", action="append", choices=TRAJECTORIES, help="render only these (repeatable)")
     p.add_argument("--custom-path", help="JSON list of 4x4 camera-to-world poses to render as 'custom'")
     p.add_argument("--force", action="store_true", help="rerun the named stage even if unchanged")
+    if name == "render":
+        p.add_argument("--scene", help="render this scene4d.safetensors file alone (no run folder needed)")
     return p
 
 
@@ -84,6 +86,35 @@ def resolve_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
     if args.trajectory:
         overrides.append(f"render.trajectories={','.join(args.trajectory)}")
     return apply_overrides(cfg, overrides + list(args.set))
+
+
+def cmd_render_scene(args: argparse.Namespace) -> int:
+    """`render --scene FILE -o DIR`: videos from the 4D scene file alone."""
+    import time
+
+    from .dynamics.scene_file import load_scene4d
+    from .gaussians.rasterize import resolve_backend
+    from .io.atomic import write_json
+    from .pipeline import PeakMemory, resolve_device, versions
+    from .render import render_paths
+
+    out = Path(args.out)
+    try:
+        cfg = resolve_config(args, out)
+        device = resolve_device(cfg.device)
+        scene, header = load_scene4d(args.scene, device)
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        with PeakMemory() as mem:
+            info = render_paths(scene, header, cfg.render, out, resolve_backend(cfg.gaussians.backend, device))
+    except (InputError, ValueError, StageError) as e:
+        print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    write_json(out / "report.json", {"command": sys.argv, "scene": str(args.scene), "config": cfg.to_dict(),
+                                     "versions": versions(), "render": {"seconds": round(time.perf_counter() - t0, 3),
+                                                                        **mem.report(), "paths": info}})
+    print(f"[landscape4d] render: videos in {out}", file=sys.stderr)
+    return 0
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
@@ -149,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "render" and args.scene:
+            return cmd_render_scene(args)
         return cmd_stage(args)
     except KeyboardInterrupt:
         print("landscape4d: interrupted; the next run resumes from the last finished stage", file=sys.stderr)

@@ -60,7 +60,7 @@ def make_demo_photo(width: int = 640, height: int = 360, seed: int = 7) -> tuple
     for yy in (0.65, 0.75, 0.85, 0.93):
         cy = yy
         cx = 0.5 + 0.18 * np.sin(3.0 * (cy - horizon) / (1 - horizon) + 0.5) - 0.1 * (cy - horizon)
-        cy2 = cy + 0.04
+        cy2 = cy + 0.07
         cx2 = 0.5 + 0.18 * np.sin(3.0 * (cy2 - horizon) / (1 - horizon) + 0.5) - 0.1 * (cy2 - horizon)
         arrows.append([[float(cx * w), float(cy * h)], [float(cx2 * w), float(cy2 * h)]])
     return img, river, arrows

@@ -1,0 +1,59 @@
+"""Dynamic videos of a 4D scene along camera paths, at any resolution, while time advances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .artifacts import intrinsics_from_json
+from .camera import load_custom_trajectory, trajectory
+from .config import RenderConfig
+from .dynamics.model import Scene4D
+from .dynamics.train import render_scene
+
+
+@torch.no_grad()
+def render_video(scene: Scene4D, K: torch.Tensor, poses: list[np.ndarray], width: int, height: int,
+                 backend: str = "torch", progress: Callable | None = None, desc: str = "render") -> np.ndarray:
+    """Frame i is seen from poses[i] at loop time (i mod N) / N. K (3, 3) at (width, height). -> (T, H, W, 3) uint8."""
+    n = scene.num_frames
+    out = np.empty((len(poses), height, width, 3), np.uint8)
+    it = range(len(poses)) if progress is None else progress(range(len(poses)), total=len(poses), desc=desc)
+    for i in it:
+        img = render_scene(scene, (i % n) / n, K, poses[i], width, height, backend).color
+        out[i] = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return out
+
+
+def camera_paths(cfg: RenderConfig, num_frames: int, scene_depth: float) -> dict[str, list[np.ndarray]]:
+    """The trajectories to render: the named ones, plus `custom` when a JSON path is given."""
+    paths = {name: trajectory(name, num_frames, scene_depth) for name in cfg.trajectories}
+    if cfg.custom:
+        paths["custom"] = load_custom_trajectory(cfg.custom)
+    return paths
+
+
+def render_paths(scene: Scene4D, header: dict, cfg: RenderConfig, out_dir: Path, backend: str = "torch",
+                 progress: Callable | None = None) -> dict:
+    """Write <path>.mp4 (and .gif) for every camera path into out_dir; returns per-path info."""
+    from .io.video import write_gif, write_mp4
+
+    intr = intrinsics_from_json(header["camera"])
+    width = cfg.width or (intr.width if cfg.height is None else round(intr.width * cfg.height / intr.height))
+    height = cfg.height or round(intr.height * width / intr.width)
+    width, height = int(width) // 2 * 2, int(height) // 2 * 2
+    intr = intr.scaled(width, height)
+    K = torch.as_tensor(intr.matrix(), dtype=scene.means.dtype, device=scene.means.device)
+    n = (cfg.num_frames or scene.num_frames) * max(1, cfg.loops)
+    info = {}
+    for name, poses in camera_paths(cfg, n, float(header["scene_depth"])).items():
+        frames = render_video(scene, K, poses, width, height, backend, progress, desc=f"render {name}")
+        write_mp4(out_dir / f"{name}.mp4", frames, cfg.fps)
+        if cfg.gif:
+            step = 2 if width > 320 else 1
+            write_gif(out_dir / f"{name}.gif", frames[:, ::step, ::step], cfg.fps)
+        info[name] = {"frames": int(len(frames)), "width": width, "height": height}
+    return info
