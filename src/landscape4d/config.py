@@ -54,7 +54,7 @@ class MotionConfig:
     refine_lr: float = 0.05  # Adam step, in px/frame (the velocity is optimised in pixel units at its depth)
     smooth_weight: float = 0.05  # weight of the neighbour smoothness term (squared px/frame differences)
     reference_video: str | None = None  # estimate M from a short video instead (OpenCV DIS)
-    model: str | None = None  # local path of a learned motion estimator (TorchScript)
+    model: str | None = None  # local path of a learned motion estimator (TorchScript, or torch.export .pt2)
 
 
 @dataclass
@@ -64,19 +64,25 @@ class GaussiansConfig:
     downsample: int = 2  # one Gaussian per downsample x downsample pixels of the point cloud
     sh_degree: int = 0
     lr_means: float = 1.6e-4  # multiplied by the scene extent
+    lr_means_final: float = 1.6e-6  # position LR decays exponentially to this over `iters`
     lr_scales: float = 5e-3
     lr_quats: float = 1e-3
     lr_opacities: float = 5e-2
-    lr_colors: float = 2.5e-3
+    lr_colors: float = 2.5e-3  # SH degree-0 coefficients; higher bands use lr_colors / 20 (as 3DGS)
+    sh_up_every: int = 1000  # SH degree grows by one every this many iterations up to sh_degree
     ssim_weight: float = 0.2
     densify_from: int = 300
     densify_until: int = 1200
     densify_every: int = 100
-    densify_grad_threshold: float = 2e-4
-    opacity_reset_every: int = 3000
+    densify_grad_threshold: float = 2e-4  # mean |d loss / d means2d| in NDC units (pixels * 0.5 * W, 0.5 * H)
+    percent_dense: float = 0.01  # Gaussians larger than this fraction of the scene extent are split, else cloned
+    opacity_reset_every: int = 3000  # (counted while densifying, as 3DGS)
     prune_opacity: float = 0.005
+    prune_screen_radius: float = 20.0  # after the first opacity reset: prune radii above this (pixels) ...
+    prune_world_scale: float = 0.1  # ... or scales above this fraction of the scene extent
     max_gaussians: int = 300_000
     batch_views: int = 1
+    input_view_every: int = 0  # if > 0, every this many iterations trains on view 0 (the real photo)
 
 
 @dataclass
@@ -94,14 +100,17 @@ class AnimateConfig:
 
 @dataclass
 class DynamicsConfig:
-    iters: int = 1000
+    iters: int = 400
     motion_init: bool = True  # --no-motion-init ablation: deformation learnt from zero
     all_views: bool = False  # --all-views ablation: single-stage on every training view
-    fourier_order: int = 2
-    lr_deform: float = 1e-3
+    fourier_order: int = 2  # per-Gaussian periodic residual: sin/cos of 1..order cycles per loop
+    lr_deform: float = 2e-4  # Fourier coefficients of position (multiplied by the scene depth), rotation, scale
+    lr_velocity: float = 1e-5  # fine-tuning of the initial 3D velocity (scene depth units per frame)
     lr_colors: float = 1e-3
     lr_opacities: float = 1e-2
-    frames_per_iter: int = 1
+    ssim_weight: float = 0.2
+    moving_radius: float = 3.0  # a Gaussian moves when its nearest point moves and lies within this many pixels
+    ablations: bool = False  # also train the no-motion-init variant and report both EPEs (the paper's Table III)
 
 
 @dataclass
