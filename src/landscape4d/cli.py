@@ -13,6 +13,9 @@ from .errors import InputError, StageError
 from .pipeline import STAGE_NAMES
 
 MOTION_STAGES = {"motion", "animate", "dynamics", "render", "run"}
+# benchmark name -> script in the repository's benchmarks/ folder, or a module of the package
+BENCHMARKS = {"views": "bench_views.py", "rasterizer": "bench_rasterizer.py", "animate": "bench_animate.py",
+              "motion": "landscape4d.motion.bench"}
 
 
 def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
@@ -56,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         ("animate", "looping videos of a few sampled views"),
                         ("dynamics", "train the 4D Gaussians"), ("render", "dynamic videos along trajectories")]:
         _stage_parser(sub, name, help_)
+    b = sub.add_parser("bench", help="benchmarks that print numbers: " + ", ".join(BENCHMARKS),
+                       description="Run a benchmark; arguments after its name go to it (e.g. bench views --size 512)")
+    b.add_argument("name", choices=sorted(BENCHMARKS))
+    b.add_argument("args", nargs=argparse.REMAINDER)
     d = sub.add_parser("demo", help="make the project's own demo input and run the pipeline on it")
     d.add_argument("-o", "--out", default="demo_run", help="run folder (default demo_run)")
     d.add_argument("--preset", choices=PRESETS, default="preview")
@@ -175,11 +182,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return main(argv)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+    import importlib.util
+
+    target = BENCHMARKS[args.name]
+    if target.endswith(".py"):
+        path = Path(__file__).resolve().parents[2] / "benchmarks" / target
+        if not path.exists():
+            print(f"landscape4d: error: {path}: benchmark script not found (benchmarks/ ships with the source "
+                  "checkout; install with `pip install -e .`)", file=sys.stderr)
+            return 2
+        spec = importlib.util.spec_from_file_location(f"landscape4d_bench_{args.name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    return int(module.main(args.args) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         if args.command == "render" and args.scene:
             return cmd_render_scene(args)
         return cmd_stage(args)
