@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow viewer clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the web viewer's JS bundle, built from npm packages (never committed) into src/landscape4d/viewer/static/
+viewer:
+	cd viewer/web && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf $(VENV) demo_run .pytest_cache

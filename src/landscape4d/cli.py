@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a benchmark; arguments after its name go to it (e.g. bench views --size 512)")
     b.add_argument("name", choices=sorted(BENCHMARKS))
     b.add_argument("args", nargs=argparse.REMAINDER)
+    from .viewer.commands import add_parsers as add_viewer_parsers
+
+    add_viewer_parsers(sub)
     d = sub.add_parser("demo", help="make the project's own demo input and run the pipeline on it")
     d.add_argument("-o", "--out", default="demo_run", help="run folder (default demo_run)")
     d.add_argument("--preset", choices=PRESETS, default="preview")
@@ -204,6 +207,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .viewer.commands import dispatch as viewer_dispatch
+
+        rc = viewer_dispatch(args)
+        if rc is not None:
+            return rc
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "bench":

@@ -1,0 +1,143 @@
+"""The web scene: a Scene4D packed for the browser viewer (scene.json header + scene.bin arrays).
+
+The page evaluates the 4D deformation per splat on the GPU every frame (a Spark dyno object modifier, see
+viewer/web/src/deform.js), so nothing is baked per keyframe: the file holds the splats once plus, for the moving
+ones, the motion parameters. Splats are reordered so that the M moving ones come first.
+
+Arrays in scene.bin (little endian, offsets and element counts in header["buffers"]):
+  centers f32 (N, 3)  `means` (OpenCV world)          scales f32 (N, 3)  exp(log_scales)
+  quats   f32 (N, 4)  normalised, x y z w order        rgba   u8  (N, 4)  SH DC * C0 + 0.5 and sigmoid(logit)
+  motion  f32 (M, 4 + 20 F) per moving splat: velocity * num_frames (3), phase, pos_coef (2F, 3),
+          rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion, scale_coef (2F, 3)
+Dividing the rotation residual by |q| keeps the formula exact with a unit base quaternion:
+normalise(q + r) = normalise(q / |q| + r / |q|).
+
+`evaluate_web` is the numpy mirror of the GLSL (the reference the tests compare with dynamics.model.gaussians_at).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dynamics.model import Scene4D
+from ..gaussians.sh import C0
+
+FORMAT = "landscape4d-web-scene"
+VERSION = 1
+DATA_FILE = "scene.bin"
+
+
+@dataclass
+class WebScene:
+    header: dict
+    order: np.ndarray  # (N,) int64: web splat k is Scene4D Gaussian order[k]
+    centers: np.ndarray  # (N, 3) float32
+    scales: np.ndarray  # (N, 3) float32
+    quats: np.ndarray  # (N, 4) float32, xyzw, unit
+    rgba: np.ndarray  # (N, 4) uint8
+    motion: np.ndarray  # (M, 4 + 20F) float32
+
+    @property
+    def num_moving(self) -> int:
+        return int(self.motion.shape[0])
+
+    @property
+    def fourier_order(self) -> int:
+        return int(self.header["fourier_order"])
+
+    def arrays(self) -> list[tuple[str, np.ndarray]]:
+        return [("centers", self.centers), ("scales", self.scales), ("quats", self.quats), ("rgba", self.rgba),
+                ("motion", self.motion)]
+
+    def to_bytes(self) -> tuple[bytes, bytes]:
+        """-> (scene.json bytes, scene.bin bytes) with the buffer table filled in."""
+        parts, table, offset = [], [], 0
+        for name, arr in self.arrays():
+            raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+            table.append({"name": name, "dtype": "u8" if arr.dtype == np.uint8 else "f32", "offset": offset,
+                          "count": int(arr.size), "shape": list(arr.shape)})
+            pad = (-len(raw)) % 4
+            parts.append(raw + b"\0" * pad)
+            offset += len(raw) + pad
+        head = {**self.header, "data_file": DATA_FILE, "buffers": table, "data_bytes": offset}
+        return json.dumps(head, indent=1).encode(), b"".join(parts)
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy()
+
+
+def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
+    """Pack a Scene4D (and its scene4d header: camera, scene_depth, fps) for the browser."""
+    moving = _np(scene.moving).astype(bool)
+    order = np.concatenate([np.nonzero(moving)[0], np.nonzero(~moving)[0]]).astype(np.int64)
+    m = int(moving.sum())
+    F = scene.fourier_order
+    raw_q = _np(scene.quats).astype(np.float64)[order]  # (N, 4) wxyz
+    qn = np.linalg.norm(raw_q, axis=1, keepdims=True).clip(1e-12)
+    quats = (raw_q / qn)[:, [1, 2, 3, 0]].astype(np.float32)
+    colour = np.clip(_np(scene.sh)[order, 0, :].astype(np.float64) * C0 + 0.5, 0, 1)
+    opacity = 1 / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[order]))
+    rgba = np.rint(np.concatenate([colour, opacity[:, None]], axis=1) * 255).astype(np.uint8)
+    mv = order[:m]
+    rot = _np(scene.rot_coef).astype(np.float64)[mv][:, :, [1, 2, 3, 0]] / qn[:m, None, :]  # (M, 2F, 4)
+    motion = np.concatenate([
+        _np(scene.velocity)[mv] * scene.num_frames, _np(scene.phase)[mv, None],
+        _np(scene.pos_coef)[mv].reshape(m, 6 * F), rot.reshape(m, 8 * F), _np(scene.scale_coef)[mv].reshape(m, 6 * F),
+    ], axis=1).astype(np.float32)
+    cam = header.get("camera")
+    if not cam:
+        raise ValueError("the scene header has no camera")
+    head = {"format": FORMAT, "version": VERSION, "num_splats": int(len(order)), "num_moving": m,
+            "num_frames": int(scene.num_frames), "fps": float(header.get("fps", 30)), "fourier_order": F,
+            "texels_per_moving": 1 + 5 * F, "camera": {k: cam[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")},
+            "scene_depth": float(header.get("scene_depth", 1.0)),
+            "convention": "OpenCV camera axes; world = input camera; t in [0, 1) is one loop",
+            "colour": "SH degree 0: DC * 0.2820948 + 0.5"}
+    return WebScene(head, order, _np(scene.means)[order].astype(np.float32),
+                    np.exp(_np(scene.log_scales)[order]).astype(np.float32), quats, rgba, motion)
+
+
+def web_scene_from_bytes(head_bytes: bytes, data: bytes) -> WebScene:
+    """Inverse of WebScene.to_bytes (for tests and tools)."""
+    head = json.loads(head_bytes)
+    arrs = {}
+    for b in head["buffers"]:
+        dt = np.uint8 if b["dtype"] == "u8" else np.dtype("<f4")
+        arrs[b["name"]] = np.frombuffer(data, dtype=dt, count=b["count"], offset=b["offset"]).reshape(b["shape"])
+    n = head["num_splats"]
+    return WebScene(head, np.arange(n), arrs["centers"], arrs["scales"], arrs["quats"], arrs["rgba"], arrs["motion"])
+
+
+@dataclass
+class WebFrame:
+    centers: np.ndarray  # (N, 3)
+    scales: np.ndarray  # (N, 3)
+    quats: np.ndarray  # (N, 4) xyzw
+    opacity: np.ndarray  # (N,)
+
+
+def evaluate_web(ws: WebScene, t: float) -> WebFrame:
+    """The page's per-splat deformation at loop time t, in numpy (mirror of deform.js), in web splat order."""
+    tau = float(t) % 1.0
+    F, m = ws.fourier_order, ws.num_moving
+    k = np.arange(1, F + 1)
+    basis = np.concatenate([np.sin(2 * math.pi * k * tau), np.cos(2 * math.pi * k * tau)])  # (2F,)
+    rec = ws.motion.astype(np.float64)
+    pos = rec[:, 4:4 + 6 * F].reshape(m, 2 * F, 3)
+    rot = rec[:, 4 + 6 * F:4 + 14 * F].reshape(m, 2 * F, 4)
+    scl = rec[:, 4 + 14 * F:4 + 20 * F].reshape(m, 2 * F, 3)
+    centers = ws.centers.astype(np.float64).copy()
+    scales = ws.scales.astype(np.float64).copy()
+    quats = ws.quats.astype(np.float64).copy()
+    opacity = ws.rgba[:, 3].astype(np.float64) / 255.0
+    centers[:m] += rec[:, :3] * (tau - rec[:, 3:4]) + np.einsum("f,mfc->mc", basis, pos)
+    q = quats[:m] + np.einsum("f,mfc->mc", basis, rot)
+    quats[:m] = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
+    scales[:m] *= np.exp(np.einsum("f,mfc->mc", basis, scl))
+    opacity[:m] *= np.abs(1.0 - rec[:, 3] - tau)
+    return WebFrame(centers, scales, quats, opacity)
