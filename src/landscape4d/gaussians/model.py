@@ -1,0 +1,123 @@
+"""The 3D Gaussian model: raw (unconstrained) parameters and their activations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from .sh import num_sh_bases, rgb_to_sh0, sh0_to_rgb, sh_degree_from_bases
+
+PARAM_NAMES = ("means", "log_scales", "quats", "opacity_logits", "sh")
+
+
+@dataclass
+class GaussianModel:
+    means: torch.Tensor  # (N, 3) world positions
+    log_scales: torch.Tensor  # (N, 3) log of the standard deviations along the local axes
+    quats: torch.Tensor  # (N, 4) rotations, wxyz, not necessarily normalised
+    opacity_logits: torch.Tensor  # (N,) logit of the opacity
+    sh: torch.Tensor  # (N, K, 3) SH coefficients, K = (degree + 1)^2; K = 1 is plain colour
+
+    def __post_init__(self) -> None:
+        n = self.means.shape[0]
+        shapes = {
+            "means": (n, 3), "log_scales": (n, 3), "quats": (n, 4), "opacity_logits": (n,),
+        }
+        for name, shape in shapes.items():
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"GaussianModel.{name} has shape {tuple(getattr(self, name).shape)}, expected {shape}")
+        if self.sh.dim() != 3 or self.sh.shape[0] != n or self.sh.shape[2] != 3:
+            raise ValueError(f"GaussianModel.sh has shape {tuple(self.sh.shape)}, expected ({n}, K, 3)")
+        sh_degree_from_bases(self.sh.shape[1])
+
+    # --- activated views -----------------------------------------------------------------------------------
+    @property
+    def num(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        return sh_degree_from_bases(self.sh.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    @property
+    def scales(self) -> torch.Tensor:  # (N, 3)
+        return torch.exp(self.log_scales)
+
+    @property
+    def opacities(self) -> torch.Tensor:  # (N,)
+        return torch.sigmoid(self.opacity_logits)
+
+    @property
+    def rotations(self) -> torch.Tensor:  # (N, 4) unit quaternions
+        return self.quats / self.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    @property
+    def base_colors(self) -> torch.Tensor:  # (N, 3) view-independent (degree-0) colour
+        return sh0_to_rgb(self.sh[:, 0, :]).clamp(0.0, 1.0)
+
+    # --- bookkeeping ---------------------------------------------------------------------------------------
+    def params(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def map(self, fn) -> "GaussianModel":
+        """A new model with fn applied to every parameter tensor."""
+        return GaussianModel(**{k: fn(v) for k, v in self.params().items()})
+
+    def to(self, device: torch.device | str) -> "GaussianModel":
+        return self.map(lambda t: t.to(device))
+
+    def detach(self) -> "GaussianModel":
+        return self.map(lambda t: t.detach().clone())
+
+    def subset(self, index: torch.Tensor) -> "GaussianModel":
+        """Rows selected by a boolean mask or an index tensor."""
+        return self.map(lambda t: t[index])
+
+    # --- construction --------------------------------------------------------------------------------------
+    @staticmethod
+    def from_points(
+        points: np.ndarray | torch.Tensor,  # (N, 3)
+        colors: np.ndarray | torch.Tensor,  # (N, 3) RGB in [0, 1] (uint8 0..255 also accepted)
+        sh_degree: int = 0,
+        opacity: float = 0.1,
+        scale_mult: float = 1.0,
+        device: torch.device | str = "cpu",
+    ) -> "GaussianModel":
+        """Isotropic Gaussians on a point cloud (3DGS initialisation): scale = mean distance to the 3 nearest
+        neighbours (scipy cKDTree) times `scale_mult`, identity rotation, opacity `opacity`, DC colour from
+        `colors`, higher SH bands zero. Downsampling the cloud is the caller's job."""
+        from scipy.spatial import cKDTree
+
+        pts = np.asarray(points.detach().cpu() if torch.is_tensor(points) else points, dtype=np.float64)
+        col = np.asarray(colors.detach().cpu() if torch.is_tensor(colors) else colors)
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise ValueError(f"points must be (N, 3), got {pts.shape}")
+        if col.shape != pts.shape:
+            raise ValueError(f"colors must be (N, 3) like points, got {col.shape}")
+        col = col.astype(np.float64) / 255.0 if col.dtype == np.uint8 else col.astype(np.float64)
+        n = pts.shape[0]
+        if n >= 2:
+            k = min(4, n)
+            dist, _ = cKDTree(pts).query(pts, k=k)
+            d = dist[:, 1:].mean(axis=1)
+            pos = d[d > 0]
+            floor = pos.min() if pos.size else 1e-3
+            d = np.maximum(d, floor)  # duplicate points would get scale 0
+        else:
+            d = np.full(n, 1e-2)
+        f32 = dict(dtype=torch.float32, device=device)
+        means = torch.tensor(pts, **f32)
+        log_scales = torch.log(torch.tensor(d * scale_mult, **f32)).unsqueeze(1).repeat(1, 3)
+        quats = torch.zeros(n, 4, **f32)
+        quats[:, 0] = 1.0
+        logit = float(np.log(opacity / (1.0 - opacity)))
+        opacity_logits = torch.full((n,), logit, **f32)
+        sh = torch.zeros(n, num_sh_bases(sh_degree), 3, **f32)
+        sh[:, 0, :] = rgb_to_sh0(torch.tensor(np.clip(col, 0.0, 1.0), **f32))
+        return GaussianModel(means, log_scales, quats, opacity_logits, sh)

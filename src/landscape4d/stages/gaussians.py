@@ -1,0 +1,51 @@
+"""Stage gaussians (stage 1 of the two-stage training): 3D Gaussians fitted to every training view."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..artifacts import load_depth, load_views
+from ..camera import Intrinsics, trajectory, unproject_depth
+from ..gaussians.model import GaussianModel
+from ..gaussians.ply import write_ply
+from ..gaussians.rasterize import resolve_backend
+from ..gaussians.train import TrainView, fit_gaussians, render_model
+from ..inputs import load_input
+from ..io.images import save_png
+from ..pipeline import StageContext
+
+
+BORDER = 0.08  # the point cloud is extended by this fraction of the image on every side
+
+
+def initial_model(ctx: StageContext) -> GaussianModel:
+    """One Gaussian per `downsample` x `downsample` block of the photo's point cloud, extended beyond the frame
+    (edge-replicated colour and depth) so that moved and rotated views have Gaussians at their borders too."""
+    inp = load_input(ctx.run_dir)
+    dr = load_depth(ctx.run_dir)
+    h, w = dr.depth.shape
+    m = int(round(BORDER * max(h, w)))
+    depth = np.pad(dr.depth, m, mode="edge")
+    image = np.pad(inp.image, ((m, m), (m, m), (0, 0)), mode="edge")
+    intr = Intrinsics(dr.intr.fx, dr.intr.fy, dr.intr.cx + m, dr.intr.cy + m, w + 2 * m, h + 2 * m)
+    d = max(1, ctx.cfg.gaussians.downsample)
+    points = unproject_depth(depth, intr).reshape(h + 2 * m, w + 2 * m, 3)[d // 2::d, d // 2::d].reshape(-1, 3)
+    colors = image[d // 2::d, d // 2::d].reshape(-1, 3)
+    return GaussianModel.from_points(points, colors, sh_degree=ctx.cfg.gaussians.sh_degree, device=ctx.device)
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.gaussians
+    vs = load_views(ctx.run_dir)
+    K = vs.intr.matrix().astype(np.float32)
+    views = [TrainView(rgb, K, c2w) for rgb, c2w in zip(vs.rgb, vs.c2w)]
+    model, metrics = fit_gaussians(initial_model(ctx), views, cfg, ctx.device, progress=True, seed=ctx.cfg.seed)
+    write_ply(model, ctx.out / "scene.ply")
+    backend = resolve_backend(cfg.backend, ctx.device)
+    w, h = vs.intr.width, vs.intr.height
+    scene_depth = load_depth(ctx.run_dir).scene_depth
+    side = trajectory("side", 4, scene_depth)[1]  # the side path's largest swing
+    for name, c2w in (("input_view", np.eye(4)), ("novel_view_side", side)):
+        img = render_model(model, K, c2w, w, h, backend).color.detach().clamp(0, 1).cpu().numpy()
+        save_png(ctx.out / f"{name}.png", img)
+    return metrics
