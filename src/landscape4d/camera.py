@@ -175,7 +175,7 @@ def load_custom_trajectory(path: str | Path) -> list[np.ndarray]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise InputError(path, f"not a valid JSON file ({e})") from None
     frames = data.get("frames") if isinstance(data, dict) else data
     if not isinstance(frames, list) or not frames:
@@ -185,7 +185,7 @@ def load_custom_trajectory(path: str | Path) -> list[np.ndarray]:
         m = f.get("transform_matrix") if isinstance(f, dict) else f
         try:
             a = np.asarray(m, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             a = np.zeros(0)
         if a.shape != (4, 4) or not np.isfinite(a).all():
             raise InputError(path, f"pose {i} is not a finite 4x4 matrix")

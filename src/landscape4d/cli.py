@@ -63,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a benchmark; arguments after its name go to it (e.g. bench views --size 512)")
     b.add_argument("name", choices=sorted(BENCHMARKS))
     b.add_argument("args", nargs=argparse.REMAINDER)
+    from . import batch
     from .viewer.commands import add_parsers as add_viewer_parsers
 
     add_viewer_parsers(sub)
+    batch.add_parsers(sub)
     d = sub.add_parser("demo", help="make the project's own demo input and run the pipeline on it")
     d.add_argument("-o", "--out", default="demo_run", help="run folder (default demo_run)")
     d.add_argument("--preset", choices=PRESETS, default="preview")
@@ -120,6 +122,9 @@ def cmd_render_scene(args: argparse.Namespace) -> int:
     except (InputError, ValueError, StageError) as e:
         print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"landscape4d: error: {e.filename or out}: {e.strerror or _one_line(e)}", file=sys.stderr)
+        return 2
     write_json(out / "report.json", {"command": sys.argv, "scene": str(args.scene), "config": cfg.to_dict(),
                                      "versions": versions(), "render": {"seconds": round(time.perf_counter() - t0, 3),
                                                                         **mem.report(), "paths": info}})
@@ -154,6 +159,9 @@ def cmd_stage(args: argparse.Namespace) -> int:
         return 2
     except StageError as e:
         print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"landscape4d: error: {e.filename or run_dir}: {e.strerror or _one_line(e)}", file=sys.stderr)
         return 2
     print(f"[landscape4d] {target}: finished; outputs in {run_dir}", file=sys.stderr)
     return 0
@@ -207,11 +215,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from . import batch
         from .viewer.commands import dispatch as viewer_dispatch
 
-        rc = viewer_dispatch(args)
-        if rc is not None:
-            return rc
+        for dispatch in (viewer_dispatch, batch.dispatch):
+            rc = dispatch(args)
+            if rc is not None:
+                return rc
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "bench":

@@ -58,22 +58,30 @@ def prepare_input(photo: str | Path, mask: str | Path | None, hints: str | Path 
 
 
 def write_input(run_dir: Path, inp: RunInput) -> None:
-    """Write input/ atomically (a temporary folder renamed into place)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write input/ atomically (a temporary folder renamed into place). A full disk or an unwritable folder raises
+    InputError naming the run folder; the input/ already there is then kept unchanged."""
     tmp = run_dir / f".input.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    final = run_dir / "input"
+    old = run_dir / f".input.old-{os.getpid()}"
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         save_png(tmp / "image.png", inp.image)
         save_png(tmp / "mask.png", inp.motion.mask.astype(np.uint8) * 255)
         write_json(tmp / "hints.json", inp.motion.to_json())
         write_json(tmp / "input.json", inp.meta)
-        final = run_dir / "input"
-        old = run_dir / f".input.old-{os.getpid()}"
         if final.exists():
             final.rename(old)
-        tmp.rename(final)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if old.exists() and not final.exists():
+                old.rename(final)
+            raise
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise InputError(run_dir, f"cannot write the run's input ({e.strerror or e})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

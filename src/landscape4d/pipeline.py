@@ -9,15 +9,20 @@ Run folder:
 A stage runs into a temporary sibling folder that is renamed into place only when it succeeds, so an interrupted
 or failed stage never leaves half-written outputs. Its cache key hashes its config section, the working size and
 seed, the input, and the keys of the stages it reads: a stage is skipped when its key is unchanged.
+A killed run leaves its temporary folder (`.<stage>.tmp-<pid>`) and a "running" state behind: the next run removes
+the folders of processes that are gone and records those stages as "interrupted" before it resumes. A full disk or
+an unwritable folder inside a stage ends it with a one-line StageError; finished stages are kept unchanged.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import threading
@@ -204,9 +209,39 @@ def stage_key(st: Stage, cfg: RunConfig, inp: str, dep_keys: dict[str, str]) -> 
 
 def read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing, unreadable, malformed (JSONDecodeError) or not UTF-8
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>[A-Za-z0-9_-]+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def os_error_line(e: OSError, run_dir: Path | None = None) -> str:
+    """One line for an OSError: the file (a stage's temporary folder shown as the stage's folder) and the problem."""
+    name = str(e.filename) if e.filename else ""
+    if run_dir is not None and name:
+        name = re.sub(r"/\.([A-Za-z0-9_-]+)\.tmp-\d+(?=/|$)", r"/\1", name)
+    problem = e.strerror or str(e) or type(e).__name__
+    hint = {errno.ENOSPC: " (free some space and run again: finished stages are kept)",
+            errno.EDQUOT: " (free some space and run again: finished stages are kept)",
+            errno.EACCES: " (the run folder is not writable)", errno.EROFS: " (the run folder is read-only)",
+            errno.EPERM: " (the run folder is not writable)"}.get(e.errno or 0, "")
+    return f"{name}: {problem}{hint}" if name else f"{problem}{hint}"
 
 
 class Pipeline:
@@ -224,14 +259,49 @@ class Pipeline:
     def _set_state(self, name: str, state: str) -> None:
         path = self.run_dir / "state.json"
         data = read_json(path)
-        data.setdefault("stages", {})[name] = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if not isinstance(data.get("stages"), dict):
+            data["stages"] = {}
+        data["stages"][name] = {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()}
         write_json(path, data)
 
+    def _states(self) -> dict[str, dict]:
+        stages = read_json(self.run_dir / "state.json").get("stages")
+        return {k: v for k, v in stages.items() if isinstance(v, dict)} if isinstance(stages, dict) else {}
+
+    def recover(self) -> None:
+        """Clean up after a killed run: remove the temporary folders of processes that are gone (putting back a
+        stage folder caught between its two renames) and mark their "running" stages "interrupted"."""
+        for p in sorted(self.run_dir.iterdir()):
+            m = _LEFTOVER.match(p.name)
+            if not m or not p.is_dir():
+                continue
+            pid = int(m["pid"])
+            if pid != os.getpid() and pid_alive(pid):
+                continue  # another live process is working in this folder
+            final = self.run_dir / m["name"]
+            if m["kind"] == "old" and not final.exists():
+                p.rename(final)  # killed between `final -> old` and `tmp -> final`: the previous result is back
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+        for name, st in self._states().items():
+            pid = st.get("pid")
+            if st.get("state") == "running" and not (isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)):
+                self._set_state(name, "interrupted")
+                self.log(f"[landscape4d] {name}: an earlier run was interrupted here; resuming")
+
     def run(self, target: str, force: bool = False) -> dict[str, str]:
-        """Run every stage `target` needs; returns the cache key of each."""
+        """Run every stage `target` needs; returns the cache key of each. A full disk or an unwritable run folder
+        raises StageError (one line naming the file); the stages finished before are kept unchanged."""
+        try:
+            return self._run(target, force)
+        except OSError as e:
+            raise StageError(os_error_line(e, self.run_dir)) from None
+
+    def _run(self, target: str, force: bool) -> dict[str, str]:
         if not (self.run_dir / "input" / "image.png").exists():
             raise StageError(f"{self.run_dir}: no input in this run folder; give a photo")
         device = resolve_device(self.cfg.device)
+        self.recover()
         inp = input_key(self.run_dir)
         keys: dict[str, str] = {}
         t_all = time.perf_counter()
@@ -243,6 +313,8 @@ class Pipeline:
             if meta.get("key") == key and not (force and st.name == target):
                 self.log(f"[landscape4d] {st.name}: unchanged, skipped")
                 self.report["stages"].setdefault(st.name, {})["cached"] = True
+                if self._states().get(st.name, {}).get("state") != "done":
+                    self._set_state(st.name, "done")  # finished, but killed before its state was written
                 continue
             self._run_stage(st, key, device)
         self.report.update({
@@ -262,32 +334,49 @@ class Pipeline:
         module, func = st.runner.split(":")
         runner = getattr(importlib.import_module(module), func)
         tmp = self.run_dir / f".{st.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        ctx = StageContext(self.run_dir, tmp, self.cfg, device, st.name, self.log)
-        self._set_state(st.name, "running")
-        self.log(f"[landscape4d] {st.name}: running")
-        torch.manual_seed(self.cfg.seed)
-        np.random.seed(self.cfg.seed)
-        t0 = time.perf_counter()
-        try:
-            with PeakMemory() as mem:
-                metrics = runner(ctx) or {}
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._set_state(st.name, "failed")
-            raise
-        seconds = time.perf_counter() - t0
-        entry = {"seconds": round(seconds, 3), **mem.report(), "cached": False, "metrics": metrics,
-                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_json(tmp / ".stage.json", {"key": key, "stage": st.name, **entry})
         final = self.run_dir / st.name
         old = self.run_dir / f".{st.name}.old-{os.getpid()}"
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            ctx = StageContext(self.run_dir, tmp, self.cfg, device, st.name, self.log)
+            self._set_state(st.name, "running")
+            self.log(f"[landscape4d] {st.name}: running")
+            torch.manual_seed(self.cfg.seed)
+            np.random.seed(self.cfg.seed)
+            t0 = time.perf_counter()
+            with PeakMemory() as mem:
+                metrics = runner(ctx) or {}
+            seconds = time.perf_counter() - t0
+            entry = {"seconds": round(seconds, 3), **mem.report(), "cached": False, "metrics": metrics,
+                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            write_json(tmp / ".stage.json", {"key": key, "stage": st.name, **entry})
+            if final.exists():
+                final.rename(old)
+            try:
+                tmp.rename(final)
+            except OSError:
+                if old.exists() and not final.exists():
+                    old.rename(final)  # the previous result stays in place
+                raise
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                self._set_state(st.name, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            except OSError:
+                pass  # a full disk: the error below says so
+            if isinstance(e, OSError):
+                raise StageError(f"{st.name}: {os_error_line(e, self.run_dir)}") from None
+            if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+                raise StageError(f"{st.name}: out of memory ({_one_line(e)}); try a smaller --size") from None
+            raise
         shutil.rmtree(old, ignore_errors=True)
         self.report["stages"][st.name] = entry
         write_json(self.run_dir / "report.json", self.report)
         self._set_state(st.name, "done")
         self.log(f"[landscape4d] {st.name}: done in {seconds:.1f} s (peak {entry['peak_rss_mb']:.0f} MB)")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(e).__name__)

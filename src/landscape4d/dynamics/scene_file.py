@@ -12,6 +12,7 @@ enough to render.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -58,9 +59,42 @@ def load_scene4d(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         raise InputError(path, f"not a readable safetensors file ({type(e).__name__})") from None
     try:
         head = json.loads(meta["landscape4d"])
-        assert head["format"] == FORMAT
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            raise KeyError("format")
         kw = {name: tensors[name] for name in Scene4D.TENSORS}
-    except (KeyError, AssertionError, json.JSONDecodeError):
+    except (KeyError, json.JSONDecodeError, RecursionError):
         raise InputError(path, "not a landscape4d 4D scene (missing header or tensors)") from None
+    num_frames = _check_scene(path, kw, head)
     kw["moving"] = kw["moving"].bool()
-    return Scene4D(**kw, num_frames=int(head["num_frames"])), head
+    return Scene4D(**kw, num_frames=num_frames), head
+
+
+# trailing shape of each tensor (None: any size, checked for consistency below)
+_SHAPES = {"means": (3,), "quats": (4,), "log_scales": (3,), "opacity_logits": (), "sh": (None, 3),
+           "velocity": (3,), "phase": (), "moving": (), "pos_coef": (None, 3), "rot_coef": (None, 4),
+           "scale_coef": (None, 3)}
+
+
+def _check_scene(path: Path, kw: dict[str, torch.Tensor], head: dict) -> int:
+    """Shapes, finiteness and the header fields rendering needs; returns num_frames. Raises InputError."""
+    n = kw["means"].shape[0] if kw["means"].dim() == 2 else -1
+    for name, trail in _SHAPES.items():
+        t = kw[name]
+        ok = t.dim() == 1 + len(trail) and t.shape[0] == n and all(
+            want is None or got == want for got, want in zip(t.shape[1:], trail))
+        if not ok:
+            raise InputError(path, f"tensor {name} has shape {tuple(t.shape)}, expected (N, {trail}) with N = {n}")
+        if name != "moving" and not torch.isfinite(t).all():
+            raise InputError(path, f"tensor {name} has non-finite values")
+    f2 = kw["pos_coef"].shape[1]
+    if f2 % 2 or kw["rot_coef"].shape[1] != f2 or kw["scale_coef"].shape[1] != f2:
+        raise InputError(path, "the Fourier coefficient tensors disagree on the Fourier order")
+    try:
+        num_frames = int(head["num_frames"])
+        cam = head["camera"]
+        vals = [float(cam[k]) for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")] + [float(head["scene_depth"])]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise InputError(path, "header lacks num_frames, camera (fl_x, fl_y, cx, cy, w, h) or scene_depth") from None
+    if num_frames < 1 or not all(math.isfinite(v) and v > 0 for v in vals[:2] + vals[4:]):
+        raise InputError(path, "header has a non-positive num_frames, focal length, image size or scene depth")
+    return num_frames

@@ -80,6 +80,7 @@ def _exif_focal_35mm(im: Image.Image) -> float | None:
 
 
 def _pil_to_float(im: Image.Image) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1]. Computed in float32, in place: a 12 MP photo needs 144 MB here, not 5x that."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         a = a / (65535.0 if a.max() > 255 or im.mode.startswith("I;16") else 255.0)
@@ -88,7 +89,9 @@ def _pil_to_float(im: Image.Image) -> np.ndarray:
         a = np.asarray(im, dtype=np.float64)
         a = np.repeat(np.clip(a, 0, 1)[..., None], 3, axis=-1)
     else:
-        a = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+        a = np.asarray(im.convert("RGB"), dtype=np.float32)
+        a /= np.float32(255.0)
+        return a
     return np.clip(a, 0.0, 1.0).astype(np.float32)
 
 

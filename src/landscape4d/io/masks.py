@@ -72,13 +72,13 @@ def load_motion_input(path: str | Path | None, width: int, height: int,
 def _load_mask_png(path: Path, width: int, height: int) -> np.ndarray:
     try:
         im = Image.open(path)
+        if im.size != (width, height):  # checked on the header, before decoding (a header may claim any size)
+            raise InputError(path, f"mask is {im.size[0]}x{im.size[1]} but the photo is {width}x{height}")
         im.load()
     except UnidentifiedImageError:
         raise InputError(path, "mask is not an image (expected a PNG or a labelme JSON)") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise InputError(path, f"cannot decode mask image ({e})") from None
-    if im.size != (width, height):
-        raise InputError(path, f"mask is {im.size[0]}x{im.size[1]} but the photo is {width}x{height}")
     a = np.asarray(im)
     if im.mode == "P":
         a = np.asarray(im.convert("L"))
@@ -92,6 +92,8 @@ def _read_json(path: Path) -> object:
         raise InputError(path, "not a text JSON file") from None
     except json.JSONDecodeError as e:
         raise InputError(path, f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise InputError(path, "JSON nested too deeply") from None
     except OSError as e:
         raise InputError(path, f"cannot read ({e.strerror or e})") from None
 
@@ -99,7 +101,7 @@ def _read_json(path: Path) -> object:
 def _point_list(path: Path, pts: object, what: str, minimum: int) -> np.ndarray:
     try:
         a = np.asarray(pts, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(path, f"{what}: points are not numbers") from None
     if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < minimum:
         raise InputError(path, f"{what}: expected at least {minimum} [x, y] points")
@@ -113,8 +115,13 @@ def _load_labelme(path: Path, width: int, height: int) -> MotionInput:
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise InputError(path, "not a labelme file (no 'shapes' list)")
     jw, jh = data.get("imageWidth"), data.get("imageHeight")
-    if isinstance(jw, (int, float)) and isinstance(jh, (int, float)) and (int(jw), int(jh)) != (width, height):
-        raise InputError(path, f"labelme file is for a {int(jw)}x{int(jh)} image but the photo is {width}x{height}")
+    if isinstance(jw, (int, float)) and isinstance(jh, (int, float)):
+        try:
+            jw, jh = int(jw), int(jh)
+        except (OverflowError, ValueError):  # inf or NaN (Python's json reads Infinity and NaN)
+            raise InputError(path, "imageWidth/imageHeight must be finite numbers") from None
+        if (jw, jh) != (width, height):
+            raise InputError(path, f"labelme file is for a {jw}x{jh} image but the photo is {width}x{height}")
     mask = np.zeros((height, width), np.uint8)
     arrows = []
     for i, shape in enumerate(data["shapes"]):
@@ -131,7 +138,8 @@ def _load_labelme(path: Path, width: int, height: int) -> MotionInput:
                 p = _point_list(path, shape.get("points"), f"shape {i} ({label})", 3)
             else:
                 continue
-            cv2.fillPoly(mask, [np.round(p).astype(np.int32)], 1)
+            lim = 4 * max(width, height) + 16  # far-off vertices are clipped: no int32 overflow in the cast
+            cv2.fillPoly(mask, [np.round(np.clip(p, -lim, lim)).astype(np.int32)], 1)
         elif label.startswith("hint") and kind == "line":
             p = _point_list(path, shape.get("points"), f"shape {i} ({label})", 2)
             arrows.append(p[:2])
@@ -167,9 +175,12 @@ def load_hints_json(path: str | Path, width: int, height: int) -> tuple[np.ndarr
         direction = parse_direction(direction, path)
     speed = data.get("speed")
     if speed is not None:
-        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) or speed <= 0:
+        try:
+            speed = None if isinstance(speed, bool) or not isinstance(speed, (int, float)) else float(speed)
+        except OverflowError:  # an integer too large for a float
+            speed = None
+        if speed is None or not math.isfinite(speed) or speed <= 0:
             raise InputError(path, "'speed' must be a positive number (pixels per frame)")
-        speed = float(speed)
     return np.asarray(arrows, np.float32).reshape(-1, 2, 2), direction, speed
 
 
@@ -179,8 +190,9 @@ def parse_direction(value: object, path: str | Path | None = None) -> tuple[floa
         value = value.split(",")
     try:
         dx, dy = (float(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise InputError(path, f"direction {value!r} must be two numbers dx,dy") from None
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise InputError(path, f"direction {shown} must be two numbers dx,dy") from None
     if not (math.isfinite(dx) and math.isfinite(dy)) or dx == dy == 0:
         raise InputError(path, "direction must be finite and non-zero")
     return dx, dy
