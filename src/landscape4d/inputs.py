@@ -14,7 +14,7 @@ from PIL import Image
 
 from .config import RunConfig
 from .errors import InputError
-from .io.atomic import write_json
+from .io.atomic import swap_dir, write_json
 from .io.images import load_photo, read_png, resize_image, save_png, working_size
 from .io.masks import MotionInput, load_motion_input, parse_direction
 
@@ -71,14 +71,7 @@ def write_input(run_dir: Path, inp: RunInput) -> None:
         save_png(tmp / "mask.png", inp.motion.mask.astype(np.uint8) * 255)
         write_json(tmp / "hints.json", inp.motion.to_json())
         write_json(tmp / "input.json", inp.meta)
-        if final.exists():
-            final.rename(old)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if old.exists() and not final.exists():
-                old.rename(final)
-            raise
+        swap_dir(tmp, final, old)
         shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         raise InputError(run_dir, f"cannot write the run's input ({e.strerror or e})") from None

@@ -36,7 +36,7 @@ import numpy as np
 from . import __version__
 from .config import RunConfig
 from .errors import StageError
-from .io.atomic import write_json
+from .io.atomic import swap_dir, write_json
 
 
 @dataclass(frozen=True)
@@ -351,14 +351,7 @@ class Pipeline:
             entry = {"seconds": round(seconds, 3), **mem.report(), "cached": False, "metrics": metrics,
                      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
             write_json(tmp / ".stage.json", {"key": key, "stage": st.name, **entry})
-            if final.exists():
-                final.rename(old)
-            try:
-                tmp.rename(final)
-            except OSError:
-                if old.exists() and not final.exists():
-                    old.rename(final)  # the previous result stays in place
-                raise
+            swap_dir(tmp, final, old)  # on failure the previous result stays in place
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             try:

@@ -28,6 +28,19 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def swap_dir(tmp: Path, final: Path, old: Path) -> None:
+    """Put the finished folder `tmp` in place of `final`. The previous `final` is moved to `old` first (the caller
+    removes it once done); if the last rename fails, the previous folder is put back and the error raised."""
+    if final.exists():
+        final.rename(old)
+    try:
+        tmp.rename(final)
+    except OSError:
+        if old.exists() and not final.exists():
+            old.rename(final)
+        raise
+
+
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
