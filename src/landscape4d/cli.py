@@ -29,6 +29,7 @@ def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
                    help="override any config value, e.g. --set gaussians.iters=500 (repeatable)")
     p.add_argument("--size", type=int, help="working size: long side in pixels")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="torch CPU threads (default 1; 0 = torch's default)")
     p.add_argument("--depth-backend", choices=("prior", "depth-anything-v2", "file"))
     p.add_argument("--depth-model", help="Depth Anything V2: hub id or local model directory")
     p.add_argument("--depth-file", help="depth/disparity map (.npy or 16-bit PNG) for --depth-backend file")
@@ -84,7 +85,7 @@ def resolve_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
         cfg = config_from_dict(json.loads(saved.read_text()))
     else:
         cfg = preset(args.preset or "preview")
-    flags = {"size": args.size, "device": args.device, "depth.backend": args.depth_backend,
+    flags = {"size": args.size, "device": args.device, "threads": args.threads, "depth.backend": args.depth_backend,
              "depth.model": args.depth_model, "depth.file": args.depth_file, "depth.fov_deg": args.fov,
              "views.num_views": args.num_views, "motion.speed": args.speed, "animate.num_frames": args.frames,
              "animate.fps": args.fps, "render.fps": args.fps, "render.custom": args.custom_path}

@@ -133,6 +133,7 @@ class RunConfig:
     max_input_pixels: int = 40_000_000  # larger inputs are refused
     min_input_side: int = 64
     device: str = "auto"  # auto | cpu | cuda
+    threads: int = 1  # torch CPU threads; more threads than idle cores made training 40x slower on a busy 2-core VM
     seed: int = 0
     depth: DepthConfig = field(default_factory=DepthConfig)
     views: ViewsConfig = field(default_factory=ViewsConfig)

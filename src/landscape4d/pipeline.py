@@ -301,6 +301,10 @@ class Pipeline:
         if not (self.run_dir / "input" / "image.png").exists():
             raise StageError(f"{self.run_dir}: no input in this run folder; give a photo")
         device = resolve_device(self.cfg.device)
+        if self.cfg.threads > 0:
+            import torch
+
+            torch.set_num_threads(self.cfg.threads)
         self.recover()
         inp = input_key(self.run_dir)
         keys: dict[str, str] = {}
