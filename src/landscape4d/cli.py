@@ -15,7 +15,7 @@ from .pipeline import STAGE_NAMES
 MOTION_STAGES = {"motion", "animate", "dynamics", "render", "run"}
 # benchmark name -> script in the repository's benchmarks/ folder, or a module of the package
 BENCHMARKS = {"views": "bench_views.py", "rasterizer": "bench_rasterizer.py", "animate": "bench_animate.py",
-              "motion": "landscape4d.motion.bench"}
+              "motion": "landscape4d.motion.bench", "pipeline": "landscape4d.evaluation.bench"}
 
 
 def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
@@ -65,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("name", choices=sorted(BENCHMARKS))
     b.add_argument("args", nargs=argparse.REMAINDER)
     from . import batch
+    from .evaluation.commands import add_parsers as add_eval_parsers
     from .viewer.commands import add_parsers as add_viewer_parsers
 
     add_viewer_parsers(sub)
+    add_eval_parsers(sub)
     batch.add_parsers(sub)
     d = sub.add_parser("demo", help="make the project's own demo input and run the pipeline on it")
     d.add_argument("-o", "--out", default="demo_run", help="run folder (default demo_run)")
@@ -217,9 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from . import batch
+        from .evaluation.commands import dispatch as eval_dispatch
         from .viewer.commands import dispatch as viewer_dispatch
 
-        for dispatch in (viewer_dispatch, batch.dispatch):
+        for dispatch in (viewer_dispatch, eval_dispatch, batch.dispatch):
             rc = dispatch(args)
             if rc is not None:
                 return rc
