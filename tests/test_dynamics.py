@@ -63,7 +63,8 @@ def test_twins_weights_sum_to_one_and_loop_closes():
 
 def test_scene_file_round_trip(tmp_path):
     scene = _random_scene()
-    save_scene4d(tmp_path / "s.safetensors", scene, {"fps": 30, "camera": {"fl_x": 1}, "scene_depth": 2.0})
+    camera = {"fl_x": 40.0, "fl_y": 40.0, "cx": 24.0, "cy": 20.0, "w": 48, "h": 40}
+    save_scene4d(tmp_path / "s.safetensors", scene, {"fps": 30, "camera": camera, "scene_depth": 2.0})
     back, head = load_scene4d(tmp_path / "s.safetensors")
     assert head["num_frames"] == 12 and head["fps"] == 30 and (tmp_path / "s.json").exists()
     for name in scene.TENSORS:
