@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from landscape4d.camera import unproject_depth
 from landscape4d.config import MotionConfig
@@ -21,15 +20,6 @@ from landscape4d.motion import (
 from landscape4d.motion.synthetic import tilted_plane_scene
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "samples" / "cinemagraphy-demo1"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # small problems: one intra-op thread is faster than two on a shared CPU; restored afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

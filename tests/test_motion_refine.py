@@ -4,21 +4,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from landscape4d.config import MotionConfig
 from landscape4d.motion import ViewMotion, lift_motion, project_motion, refine_motion
 from landscape4d.motion.refine import neighbor_edges, refinement_loss, refinement_loss_reference
 from landscape4d.motion.synthetic import tilted_plane_scene
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # small problems: one intra-op thread is faster than two on a shared CPU; restored afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

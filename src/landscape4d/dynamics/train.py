@@ -3,7 +3,6 @@ videos of a few sampled views."""
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import torch
 
 from ..camera import w2c_from_c2w
 from ..config import DynamicsConfig
-from ..gaussians.loss import photometric_loss
+from ..gaussians.loss import photometric_loss, psnr
 from ..gaussians.rasterize import rasterize
 from .model import Scene4D, gaussians_at
 
@@ -85,7 +84,6 @@ def evaluate_clips(scene: Scene4D, clips: list[TrainClip], backend: str = "torch
         vals = []
         for f in np.linspace(0, T - 1, min(frames, T)).astype(int):
             img = render_scene(scene, f / scene.num_frames, clip.K, clip.c2w, W, H, backend).color
-            mse = float(((img.clamp(0, 1) - clip.frames[f]) ** 2).mean())
-            vals.append(10 * math.log10(1 / max(mse, 1e-10)))
+            vals.append(min(100.0, psnr(img.clamp(0, 1), clip.frames[f])))
         out[f"view_{clip.view_index:03d}"] = round(float(np.mean(vals)), 3)
     return out

@@ -7,19 +7,12 @@ import torch
 
 from ..artifacts import intrinsics_to_json, load_depth
 from ..camera import training_cameras, unproject_depth
+from ..evaluation.metrics import psnr_in_mask
 from ..inputs import load_input
 from ..io.atomic import write_json, write_npy
 from ..io.images import save_png
 from ..pipeline import StageContext
 from ..views import render_view
-
-
-def psnr(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
-    err = (a - b) ** 2
-    if valid is not None:
-        err = err[valid]
-    mse = float(np.mean(err)) if err.size else 0.0
-    return 100.0 if mse < 1e-10 else float(10 * np.log10(1.0 / mse))  # capped so report.json stays valid JSON
 
 
 def run(ctx: StageContext) -> dict:
@@ -49,7 +42,7 @@ def run(ctx: StageContext) -> dict:
                        "holes_path": f"holes/{name}.png", "depth_path": f"depth/{name}.npy",
                        "transform_matrix": np.asarray(c2w).tolist()})
         if i == 0:
-            psnr0 = psnr(r.rgb, inp.image, ~r.holes[..., None].repeat(3, -1))
+            psnr0 = min(100.0, psnr_in_mask(r.rgb, inp.image, ~r.holes))  # capped: report.json stays valid JSON
     write_json(ctx.out / "transforms.json", {
         "camera_model": "OPENCV", **intrinsics_to_json(intr), "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0,
         "convention": "transform_matrix is camera-to-world in the OpenCV convention (x right, y down, z forward); "
