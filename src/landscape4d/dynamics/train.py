@@ -22,10 +22,15 @@ from .model import Scene4D, gaussians_at
 class TrainClip:
     """One animated view: its looping video and camera."""
 
-    frames: torch.Tensor  # (T, H, W, 3) float in [0, 1]; frame T would equal frame 0
+    frames: torch.Tensor  # (T, H, W, 3) float in [0, 1] or uint8 (kept small); frame T would equal frame 0
     K: torch.Tensor  # (3, 3)
     c2w: np.ndarray  # (4, 4)
     view_index: int
+
+    def frame(self, f: int) -> torch.Tensor:
+        """(H, W, 3) float in [0, 1]: frame f."""
+        x = self.frames[f]
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x
 
 
 def render_scene(scene: Scene4D, t: float, K: torch.Tensor, c2w: np.ndarray, width: int, height: int,
@@ -38,14 +43,20 @@ def render_scene(scene: Scene4D, t: float, K: torch.Tensor, c2w: np.ndarray, wid
 
 
 def train_dynamics(scene: Scene4D, clips: list[TrainClip], cfg: DynamicsConfig, scene_depth: float,
-                   backend: str = "torch", progress: Callable | None = None, seed: int = 0) -> tuple[Scene4D, dict]:
+                   backend: str = "torch", progress: Callable | None = None, seed: int = 0,
+                   iters: int | None = None, extra_lrs: dict[str, float] | None = None) -> tuple[Scene4D, dict]:
     """Optimise the Fourier residuals (and velocity, colour, opacity) so that the scene rendered at frame f of each
-    clip's camera matches that frame. Returns the trained scene and metrics."""
+    clip's camera matches that frame. Returns the trained scene and metrics.
+
+    iters overrides cfg.iters; extra_lrs adds or replaces learning rates by Scene4D field name (the single-stage
+    ablation also learns "means", "quats" and "log_scales", which stage 1 would otherwise have fitted)."""
     rng = random.Random(seed)
     scene = scene.detach()
+    iters = cfg.iters if iters is None else int(iters)
     learn = {"pos_coef": cfg.lr_deform * scene_depth, "rot_coef": cfg.lr_deform * 10, "scale_coef":
              cfg.lr_deform * 10, "velocity": cfg.lr_velocity * scene_depth, "sh": cfg.lr_colors,
              "opacity_logits": cfg.lr_opacities}
+    learn.update(extra_lrs or {})
     params = []
     for name, lr in learn.items():
         p = getattr(scene, name).requires_grad_(True)
@@ -55,20 +66,20 @@ def train_dynamics(scene: Scene4D, clips: list[TrainClip], cfg: DynamicsConfig, 
     height, width = clips[0].frames.shape[1:3]
     losses = []
     t0 = time.perf_counter()
-    steps = range(cfg.iters)
+    steps = range(iters)
     if progress is not None:
-        steps = progress(steps, total=cfg.iters, desc="dynamics")
+        steps = progress(steps, total=iters, desc="dynamics")
     for _ in steps:
         clip = clips[rng.randrange(len(clips))]
         f = rng.randrange(clip.frames.shape[0])
         out = render_scene(scene, f / n_frames, clip.K, clip.c2w, width, height, backend)
-        loss = photometric_loss(out.color, clip.frames[f], ssim_weight=cfg.ssim_weight)
+        loss = photometric_loss(out.color, clip.frame(f), ssim_weight=cfg.ssim_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
     scene = scene.detach()
-    metrics = {"iters": cfg.iters, "seconds_train": round(time.perf_counter() - t0, 3),
+    metrics = {"iters": iters, "seconds_train": round(time.perf_counter() - t0, 3),
                "loss_first": float(np.mean(losses[: max(1, len(losses) // 10)])) if losses else None,
                "loss_last": float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None}
     metrics["psnr_clips"] = evaluate_clips(scene, clips, backend)
@@ -84,6 +95,6 @@ def evaluate_clips(scene: Scene4D, clips: list[TrainClip], backend: str = "torch
         vals = []
         for f in np.linspace(0, T - 1, min(frames, T)).astype(int):
             img = render_scene(scene, f / scene.num_frames, clip.K, clip.c2w, W, H, backend).color
-            vals.append(min(100.0, psnr(img.clamp(0, 1), clip.frames[f])))
+            vals.append(min(100.0, psnr(img.clamp(0, 1), clip.frame(f))))
         out[f"view_{clip.view_index:03d}"] = round(float(np.mean(vals)), 3)
     return out

@@ -1,8 +1,15 @@
 """Stage dynamics: the 4D Gaussians. Static Gaussians of stage 1 + refined 3D motion -> a looping Scene4D whose
-deformation is trained on the animated videos of the sampled views (stage 2 of the two-stage training)."""
+deformation is trained on the animated videos of the sampled views (stage 2 of the two-stage training).
+
+Ablations (the paper's): `dynamics.motion_init=false` learns the deformation from zero; `dynamics.all_views=true`
+is the single-stage training (the point-cloud Gaussians, no stage-1 fit, trained with their deformation on every
+view's video for `single_stage_iters`); `dynamics.ablations=true` trains both variants beside the main one and
+reports Table III (flow EPE with/without motion init) and Table IV (video generation and 4D training seconds,
+two-stage against single stage)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -19,13 +26,17 @@ from ..dynamics.scene_file import save_scene4d
 from ..dynamics.train import TrainClip, render_scene, train_dynamics
 from ..gaussians.ply import read_ply
 from ..gaussians.rasterize import resolve_backend
+from ..gaussians.train import scene_extent
 from ..pipeline import StageContext
+from .animate import animate_views, chosen_views
+from .gaussians import initial_model
 
 
-def initial_scene(ctx: StageContext, motion_init: bool) -> tuple[Scene4D, dict]:
-    """Stage-1 Gaussians with each moving one twinned and started along its refined 3D motion."""
+def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = False) -> tuple[Scene4D, dict]:
+    """Stage-1 Gaussians (single stage: the unfitted point-cloud Gaussians stage 1 starts from) with each moving
+    one twinned and started along its refined 3D motion."""
     dev = ctx.device
-    model = read_ply(ctx.stage_dir("gaussians") / "scene.ply")
+    model = initial_model(ctx) if single_stage else read_ply(ctx.stage_dir("gaussians") / "scene.ply")
     dr = load_depth(ctx.run_dir)
     mdir = ctx.stage_dir("motion")
     points = unproject_depth(dr.depth, dr.intr)
@@ -43,18 +54,36 @@ def initial_scene(ctx: StageContext, motion_init: bool) -> tuple[Scene4D, dict]:
                    "gaussians_total": len(scene)}
 
 
-def training_clips(ctx: StageContext, all_views: bool) -> tuple[list[TrainClip], list[int]]:
-    """The animated videos (two-stage: the sampled views) as training clips."""
+def stored_clips(ctx: StageContext) -> tuple[list[TrainClip], list[int]]:
+    """The animate stage's videos (two-stage: the sampled views) as training clips."""
     adir = ctx.stage_dir("animate")
     meta = json.loads((adir / "animate.json").read_text())
     vs = load_views(ctx.run_dir)
-    chosen = meta["views"]
+    K = torch.as_tensor(vs.intr.matrix(), dtype=torch.float32, device=ctx.device)
+    clips = [TrainClip(torch.from_numpy(np.load(adir / f"frames_{i:03d}.npy")).to(ctx.device), K, vs.c2w[i], i)
+             for i in meta["views"]]
+    return clips, list(meta["views"])
+
+
+def animated_clips(ctx: StageContext, views: list[int]) -> tuple[list[TrainClip], float]:
+    """Animate the given views now (the single-stage ablation's video generation). Returns the clips and the
+    seconds spent generating them."""
+    vs = load_views(ctx.run_dir)
     K = torch.as_tensor(vs.intr.matrix(), dtype=torch.float32, device=ctx.device)
     clips = []
-    for i in chosen:
-        frames = torch.from_numpy(np.load(adir / f"frames_{i:03d}.npy")).to(ctx.device).float() / 255.0
-        clips.append(TrainClip(frames, K, vs.c2w[i], i))
-    return clips, chosen
+    t0 = time.perf_counter()
+    for i, video, _ in animate_views(ctx, views):
+        clips.append(TrainClip(torch.from_numpy(video).to(ctx.device), K, vs.c2w[i], i))
+    return clips, time.perf_counter() - t0
+
+
+def single_stage_lrs(ctx: StageContext, scene: Scene4D) -> dict[str, float]:
+    """Learning rates of what stage 1 would have fitted (geometry, colour, opacity): stage 1's own (the position's
+    initial one, held constant)."""
+    g = ctx.cfg.gaussians
+    extent = scene_extent(scene.means, torch.zeros(1, 3, device=scene.means.device))  # camera 0 at the origin
+    return {"means": g.lr_means * extent, "quats": g.lr_quats, "log_scales": g.lr_scales, "sh": g.lr_colors,
+            "opacity_logits": g.lr_opacities}
 
 
 def input_view_epe(ctx: StageContext, scene: Scene4D, backend: str, frames: int = 16) -> float:
@@ -76,35 +105,81 @@ def input_view_epe(ctx: StageContext, scene: Scene4D, backend: str, frames: int 
     return video_flow_epe(video, flow_true, mov, step=2)
 
 
-def train_variant(ctx: StageContext, cfg: DynamicsConfig, backend: str) -> tuple[Scene4D, dict]:
+def train_variant(ctx: StageContext, cfg: DynamicsConfig, backend: str, single_stage: bool = False,
+                  clips: list[TrainClip] | None = None) -> tuple[Scene4D, dict]:
+    """Train one variant: two-stage (stage-1 Gaussians, the sampled views' videos, cfg.iters) or single stage
+    (point-cloud Gaussians, every given clip, cfg.single_stage_iters, geometry learnt too)."""
     t0 = time.perf_counter()
-    scene, info = initial_scene(ctx, cfg.motion_init)
-    clips, chosen = training_clips(ctx, cfg.all_views)
+    scene, info = initial_scene(ctx, cfg.motion_init, single_stage)
+    if clips is None:
+        clips, _ = stored_clips(ctx)
+    iters = cfg.single_stage_iters if single_stage else cfg.iters
+    extra = single_stage_lrs(ctx, scene) if single_stage else None
     scene, metrics = train_dynamics(scene, clips, cfg, load_depth(ctx.run_dir).scene_depth, backend,
-                                    ctx.progress, ctx.cfg.seed)
+                                    ctx.progress, ctx.cfg.seed, iters=iters, extra_lrs=extra)
     metrics.update(info)
-    metrics["trained_on_views"] = chosen
+    metrics["mode"] = "single-stage" if single_stage else "two-stage"
+    metrics["trained_on_views"] = [c.view_index for c in clips]
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
     metrics["flow_epe_input_view"] = input_view_epe(ctx, scene, backend)
     return scene, metrics
 
 
+def stage_record(ctx: StageContext, name: str) -> dict:
+    """What the (finished) stage recorded in its .stage.json: seconds, metrics, ..."""
+    try:
+        return json.loads((ctx.stage_dir(name) / ".stage.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def table_iii(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) -> dict:
+    """The paper's Table III: flow-consistency EPE at the input view with and without motion initialisation."""
+    _, abl = train_variant(ctx, dataclasses.replace(cfg, motion_init=False), backend)
+    return {"with_motion_init": main["flow_epe_input_view"], "without_motion_init": abl["flow_epe_input_view"],
+            "psnr_clips_with": main["psnr_clips"], "psnr_clips_without": abl["psnr_clips"],
+            "seconds_without": abl["seconds"], "unit": "px/frame", "paper": {"with": 4.27, "without": 5.07}}
+
+
+def table_iv(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) -> dict:
+    """The paper's Table IV: video generation and 4D training time, two-stage (this run) against single stage
+    (every view animated, 4D Gaussians trained from the point cloud on all of them, no stage-1 fit)."""
+    all_views = chosen_views(ctx, all_views=True)
+    clips, gen_seconds = animated_clips(ctx, all_views)
+    _, single = train_variant(ctx, cfg, backend, single_stage=True, clips=clips)
+    two_gen = stage_record(ctx, "animate").get("metrics", {}).get("seconds_video_generation")
+    two = {"views_animated": len(main["trained_on_views"]), "video_generation_seconds": two_gen,
+           "static_3d_seconds": stage_record(ctx, "gaussians").get("seconds"), "train_4d_seconds": main["seconds_train"],
+           "iters_4d": main["iters"], "psnr_clips": main["psnr_clips"]}
+    one = {"views_animated": len(all_views), "video_generation_seconds": round(gen_seconds, 3),
+           "static_3d_seconds": 0.0, "train_4d_seconds": single["seconds_train"], "iters_4d": single["iters"],
+           "psnr_clips": {k: v for k, v in single["psnr_clips"].items() if k in main["psnr_clips"]},
+           "flow_epe_input_view": single["flow_epe_input_view"]}
+    out = {"two_stage": two, "single_stage": one,
+           "paper": {"video_generation_speedup": 30.0, "train_4d_reduction": 1 / 3}}
+    if two_gen:
+        out["video_generation_speedup"] = round(one["video_generation_seconds"] / two_gen, 2)
+    if one["train_4d_seconds"]:
+        out["train_4d_reduction"] = round(1 - two["train_4d_seconds"] / one["train_4d_seconds"], 3)
+    return out
+
+
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.dynamics
     backend = resolve_backend(ctx.cfg.gaussians.backend, ctx.device)
-    scene, metrics = train_variant(ctx, cfg, backend)
+    if cfg.all_views:  # the single-stage ablation: the animate stage animated every view
+        scene, metrics = train_variant(ctx, cfg, backend, single_stage=True)
+    else:
+        scene, metrics = train_variant(ctx, cfg, backend)
     dr = load_depth(ctx.run_dir)
     K = torch.as_tensor(dr.intr.matrix(), dtype=torch.float32, device=scene.means.device)
     with torch.no_grad():
         f0 = render_scene(scene, 0.0, K, np.eye(4), dr.intr.width, dr.intr.height, backend).color.cpu().numpy()
         f1 = render_scene(scene, 1.0, K, np.eye(4), dr.intr.width, dr.intr.height, backend).color.cpu().numpy()
     metrics["loop_closure_max_abs"] = loop_closure_error(f0, f1)
-    if cfg.ablations and cfg.motion_init:
-        import dataclasses
-
-        _, abl = train_variant(ctx, dataclasses.replace(cfg, motion_init=False), backend)
-        metrics["ablation_no_motion_init"] = {"flow_epe_input_view": abl["flow_epe_input_view"],
-                                              "seconds": abl["seconds"], "psnr_clips": abl["psnr_clips"]}
+    if cfg.ablations and cfg.motion_init and not cfg.all_views:
+        metrics["table_iii_flow_epe"] = table_iii(ctx, cfg, backend, metrics)
+        metrics["table_iv_stage_seconds"] = table_iv(ctx, cfg, backend, metrics)
     header = {"fps": ctx.cfg.animate.fps, "camera": intrinsics_to_json(dr.intr), "scene_depth": dr.scene_depth,
               "convention": "OpenCV camera axes; world = input camera; t in [0, 1) is one loop",
               "motion_init": cfg.motion_init, "trained_on_views": metrics["trained_on_views"]}
