@@ -507,3 +507,17 @@ def test_fuzz_depth_file_bytes(tmp_path, tail, name):
         assert d.shape == (H, W) and np.isfinite(d).all()
     except InputError as e:
         assert str(path) in str(e)
+
+
+@pytest.mark.parametrize("flags, key", [(["--fov", "0"], "depth.fov_deg"), (["--fov", "180"], "depth.fov_deg"),
+                                        (["--frames", "1"], "animate.num_frames"),
+                                        (["--set", "views.inpaint=blur"], "views.inpaint"),
+                                        (["--set", "gaussians.lr_means=nan"], "gaussians.lr_means"),
+                                        (["--set", "render.width=-5"], "render.width"),
+                                        (["--set", "dynamics.iters=-1"], "dynamics.iters")])
+def test_bad_config_value(flags, key, files, tmp_path, capsys):
+    """An out-of-range config value is refused up front, with one line naming it, and no run folder."""
+    run = tmp_path / "new_run"
+    code = main(["depth", str(files["photo"]), "-o", str(run), *flags])
+    assert_one_line_error(code, capsys.readouterr().err, key)
+    assert not run.exists()

@@ -86,3 +86,14 @@ def test_float_frames_and_bad_input(tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"not a video")
     with pytest.raises(InputError):
         read_video(tmp_path / "junk.mp4")
+
+
+def test_atomic_writes_have_the_usual_file_mode(tmp_path):
+    import os
+
+    from landscape4d.io.atomic import write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 PRESETS = ("preview", "full")
 TRAJECTORIES = ("up-down", "zoom-in", "side", "circle")
@@ -209,7 +210,51 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
         if not hasattr(target, leaf) or dataclasses.is_dataclass(getattr(target, leaf)):
             raise ValueError(f"override {item!r}: no config value {key!r}")
         setattr(target, leaf, _coerce(value.strip(), getattr(target, leaf), key))
+    validate(cfg)
     return cfg
+
+
+CHOICES = {"device": ("auto", "cpu", "cuda"), "depth.backend": ("prior", "depth-anything-v2", "file"),
+           "depth.file_kind": ("depth", "disparity"), "views.inpaint": ("telea", "ns", "none"),
+           "motion.interpolation": ("laplace", "rbf"), "motion.unhinted": ("nearest", "mean", "zero"),
+           "gaussians.backend": ("auto", "torch", "gsplat")}
+# values that must be > 0 (or >= 1 for counts); every other number must be finite and >= 0 (seed: any integer)
+POSITIVE = ("size", "max_input_pixels", "min_input_side", "depth.fov_deg", "depth.near", "depth.sky_depth",
+            "depth.max_ground_depth", "depth.guided_eps", "views.num_views", "views.point_radius",
+            "motion.hint_frames", "motion.hint_points", "gaussians.downsample", "gaussians.sh_up_every",
+            "gaussians.densify_every", "gaussians.max_gaussians", "gaussians.batch_views", "animate.num_frames",
+            "animate.fps", "animate.sampled_views", "render.width", "render.height", "render.fps",
+            "render.num_frames", "render.loops")
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise ValueError naming the first config value out of its range."""
+    for key, value in _flat(cfg):
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ValueError(f"config {key}={value!r}: choose one of {', '.join(CHOICES[key])}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or key in ("seed", "motion.speed"):
+            continue
+        if not math.isfinite(value) or value < 0 or (key in POSITIVE and value <= 0):
+            raise ValueError(f"config {key}={value!r}: must be {'> 0' if key in POSITIVE else 'finite and >= 0'}")
+    if not cfg.depth.fov_deg < 180:
+        raise ValueError(f"config depth.fov_deg={cfg.depth.fov_deg!r}: must be below 180")
+    if cfg.animate.num_frames < 2:
+        raise ValueError(f"config animate.num_frames={cfg.animate.num_frames}: a loop needs at least 2 frames")
+    if cfg.motion.speed is not None and not (math.isfinite(cfg.motion.speed) and cfg.motion.speed >= 0):
+        raise ValueError(f"config motion.speed={cfg.motion.speed!r}: must be finite and >= 0")
+    unknown = [t for t in cfg.render.trajectories if t not in TRAJECTORIES]
+    if unknown:
+        raise ValueError(f"config render.trajectories: unknown {unknown[0]!r}; choose from {', '.join(TRAJECTORIES)}")
+
+
+def _flat(cfg: RunConfig) -> Iterator[tuple[str, Any]]:
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            for g in dataclasses.fields(v):
+                yield f"{f.name}.{g.name}", getattr(v, g.name)
+        else:
+            yield f.name, v
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
