@@ -128,3 +128,34 @@ def test_trained_4d_matches_animation_on_plane():
         a = render_scene(trained, 0.0, K, np.eye(4), w, h).color
         b = render_scene(trained, 1.0, K, np.eye(4), w, h).color
     torch.testing.assert_close(a, b)
+
+
+def test_fill_holes_inpaints_only_what_no_gaussian_covers():
+    from landscape4d.render import fill_holes
+
+    h, w = 20, 30
+    color = np.zeros((h, w, 3), np.float32)
+    alpha = np.zeros((h, w), np.float32)
+    color[:, :20], alpha[:, :20] = (0.8, 0.4, 0.2), 1.0  # covered
+    color[:, 20:22], alpha[:, 20:22] = (0.4, 0.2, 0.1), 0.5  # half covered: the other half is filled
+    out = fill_holes(color, alpha).astype(float) / 255
+    np.testing.assert_allclose(out[:, :22], np.broadcast_to([0.8, 0.4, 0.2], (h, 22, 3)), atol=2 / 255)
+    np.testing.assert_allclose(out[:, 22:], np.broadcast_to([0.8, 0.4, 0.2], (h, 8, 3)), atol=0.05)
+    assert np.array_equal(fill_holes(color[:, :20], alpha[:, :20]), (color[:, :20] * 255 + 0.5).astype(np.uint8))
+
+
+def test_render_video_fills_what_a_moved_camera_sees_past_the_border():
+    from landscape4d.render import render_video
+
+    scene, tex, mask, intr = _plane_scene()
+    h, w = mask.shape
+    K = torch.tensor(intr.matrix(), dtype=torch.float32)
+    pose = np.eye(4)
+    pose[0, 3] = -0.4  # a tenth of the plane's width to the left: its left border comes into view
+    black = render_video(scene, K, [pose], w, h, fill=False)[0]
+    filled = render_video(scene, K, [pose], w, h)[0]
+    empty = black.max(axis=-1) < 5
+    assert empty[:, :3].all() and not empty[:, w // 2:].any()
+    assert (filled[empty].max(axis=-1) > 20).all()  # texture colours (its darkest is ~0.2), not black
+    # fully covered pixels keep their colour (the partly covered ones at the border get the fill behind them)
+    assert np.abs(filled[:, 8:].astype(int) - black[:, 8:]).max() <= 3

@@ -127,6 +127,7 @@ class RenderConfig:
     num_frames: int | None = None  # default: animate.num_frames (one loop)
     loops: int = 1
     gif: bool = True
+    fill_holes: bool = True  # inpaint what no Gaussian covers (seen past the scene's border) instead of black
 
 
 @dataclass

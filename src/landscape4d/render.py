@@ -15,16 +15,42 @@ from .dynamics.model import Scene4D
 from .dynamics.train import render_scene
 
 
+def fill_holes(color: np.ndarray, alpha: np.ndarray, threshold: float = 0.5, radius: int = 5) -> np.ndarray:
+    """Fill what no Gaussian covers (a camera that sees past the scene's border) from its surroundings.
+
+    color (H, W, 3) float in [0, 1] composited over black; alpha (H, W) accumulated opacity. Pixels with alpha below
+    `threshold` are inpainted (OpenCV Telea) from the covered ones' colour, and every pixel gets the inpainted
+    colour behind its remaining transparency: out = color + (1 - alpha) * fill. -> (H, W, 3) uint8.
+    """
+    import cv2
+
+    from .io.images import to_uint8
+
+    covered = alpha >= threshold
+    if covered.all() or not covered.any():
+        return to_uint8(color)
+    a = alpha[..., None]
+    unpremultiplied = np.where(covered[..., None], color / np.maximum(a, 1e-6), 0.0)
+    fill = cv2.inpaint(to_uint8(np.clip(unpremultiplied, 0, 1)), (~covered).astype(np.uint8) * 255, radius,
+                       cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    return to_uint8(color + (1 - a) * fill)
+
+
 @torch.no_grad()
 def render_video(scene: Scene4D, K: torch.Tensor, poses: list[np.ndarray], width: int, height: int,
-                 backend: str = "torch", progress: Callable | None = None, desc: str = "render") -> np.ndarray:
-    """Frame i is seen from poses[i] at loop time (i mod N) / N. K (3, 3) at (width, height). -> (T, H, W, 3) uint8."""
+                 backend: str = "torch", progress: Callable | None = None, desc: str = "render",
+                 fill: bool = True) -> np.ndarray:
+    """Frame i is seen from poses[i] at loop time (i mod N) / N. K (3, 3) at (width, height). -> (T, H, W, 3) uint8.
+    fill: inpaint what no Gaussian covers (`fill_holes`) instead of leaving it black."""
     n = scene.num_frames
     out = np.empty((len(poses), height, width, 3), np.uint8)
     it = range(len(poses)) if progress is None else progress(range(len(poses)), total=len(poses), desc=desc)
     for i in it:
-        img = render_scene(scene, (i % n) / n, K, poses[i], width, height, backend).color
-        out[i] = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        r = render_scene(scene, (i % n) / n, K, poses[i], width, height, backend)
+        if fill:
+            out[i] = fill_holes(r.color.float().cpu().numpy(), r.alpha[..., 0].float().cpu().numpy())
+        else:
+            out[i] = (r.color.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
     return out
 
 
@@ -50,7 +76,8 @@ def render_paths(scene: Scene4D, header: dict, cfg: RenderConfig, out_dir: Path,
     n = (cfg.num_frames or scene.num_frames) * max(1, cfg.loops)
     info = {}
     for name, poses in camera_paths(cfg, n, float(header["scene_depth"])).items():
-        frames = render_video(scene, K, poses, width, height, backend, progress, desc=f"render {name}")
+        frames = render_video(scene, K, poses, width, height, backend, progress, desc=f"render {name}",
+                              fill=cfg.fill_holes)
         write_mp4(out_dir / f"{name}.mp4", frames, cfg.fps)
         if cfg.gif:
             step = 2 if width > 320 else 1
