@@ -120,7 +120,7 @@ def test_depth_anything_tiny_random_model(tmp_path):
         estimate_depth(img, DepthConfig(backend="depth-anything-v2", model=str(tmp_path / "missing-model")))
 
 
-def test_views_stage_and_caching(demo_input, tmp_path, capsys):
+def test_views_stage_and_caching(demo_input, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     argv = ["views", str(demo_input["image"]), "--mask", str(demo_input["mask"]), "--hints",
             str(demo_input["hints"]), "-o", str(run), "--num-views", "6"]
@@ -144,3 +144,24 @@ def test_views_stage_and_caching(demo_input, tmp_path, capsys):
     assert "depth: unchanged, skipped" in err and "views: running" in err
     assert len(json.loads((run / "views" / "transforms.json").read_text())["frames"]) == 5
     assert not list(run.glob(".*tmp*"))
+    # edited code (another digest of the package's sources) reruns every stage
+    import landscape4d.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "edited")
+    assert main(argv[:-1] + ["5"]) == 0
+    err = capsys.readouterr().err
+    assert "depth: running" in err and "views: running" in err
+
+
+def test_code_digest_follows_the_sources(tmp_path):
+    from landscape4d.pipeline import code_digest
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    first = code_digest(tmp_path)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    code_digest.cache_clear()
+    second = code_digest(tmp_path)
+    assert second != first
+    (tmp_path / "notes.txt").write_text("not code")
+    code_digest.cache_clear()
+    assert code_digest(tmp_path) == second

@@ -8,7 +8,8 @@ Run folder:
 
 A stage runs into a temporary sibling folder that is renamed into place only when it succeeds, so an interrupted
 or failed stage never leaves half-written outputs. Its cache key hashes its config section, the working size and
-seed, the input, and the keys of the stages it reads: a stage is skipped when its key is unchanged.
+seed, the input, the package's code and the keys of the stages it reads: a stage is skipped when its key is
+unchanged.
 A killed run leaves its temporary folder (`.<stage>.tmp-<pid>`) and a "running" state behind: the next run removes
 the folders of processes that are gone and records those stages as "interrupted" before it resumes. A full disk or
 an unwritable folder inside a stage ends it with a one-line StageError; finished stages are kept unchanged.
@@ -17,6 +18,7 @@ an unwritable folder inside a stage ends it with a one-line StageError; finished
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import importlib
 import json
@@ -194,10 +196,21 @@ def input_key(run_dir: Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
+def code_digest(root: Path = Path(__file__).resolve().parent) -> str:
+    """Hash of the package's Python sources: an edited install (a development checkout) reruns cached stages."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def stage_key(st: Stage, cfg: RunConfig, inp: str, dep_keys: dict[str, str]) -> str:
     payload = {
         "stage": st.name,
         "version": __version__,
+        "code": code_digest(),
         "config": {s: cfg.section(s) for s in st.sections},
         "size": cfg.size,
         "seed": cfg.seed,
