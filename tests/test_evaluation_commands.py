@@ -132,6 +132,27 @@ def test_bench_summary_and_table_from_entries():
     assert s["video"]["ours"]["psnr"] == pytest.approx(21.0) and s["stages"]["render"]["seconds"] == 2.0
     md = bench_markdown(s, entries, "landscape4d bench pipeline --scenes 2")
     assert "| ours (4D Gaussians), this run | 21.00 | 0.500 |" in md and "20.57" in md and "0.152 -> 0.003" in md
+    assert "| ... without motion init | - |" in md and "Table IV" not in md
+    for e in entries:  # runs made with --ablations
+        e["eval"]["pipeline"]["metrics"].update({"flow_epe_input_view_no_motion_init": 0.7,
+                                                 "video_generation_seconds_two_stage": 1.0,
+                                                 "video_generation_seconds_single_stage": 8.0,
+                                                 "train_4d_seconds_two_stage": 10.0, "train_4d_seconds_single_stage": 20.0})
+    md = bench_markdown(summarise(entries), entries, "landscape4d bench pipeline --scenes 2")
+    assert "| ... without motion init | 0.700 |" in md
+    assert "| video generation | 1.0 | 8.0 |" in md and "| 4D training | 10.0 | 20.0 |" in md
+
+
+def test_run_summary_reads_the_ablation_tables(tmp_path):
+    from landscape4d.evaluation.commands import run_summary
+
+    dyn = {"flow_epe_input_view": 0.1, "table_iii_flow_epe": {"with_motion_init": 0.1, "without_motion_init": 0.2},
+           "table_iv_stage_seconds": {"two_stage": {"video_generation_seconds": 1.5, "train_4d_seconds": 9.0},
+                                      "single_stage": {"video_generation_seconds": 12.0, "train_4d_seconds": 30.0}}}
+    (tmp_path / "report.json").write_text(json.dumps({"stages": {"dynamics": {"seconds": 50.0, "metrics": dyn}}}))
+    head = run_summary(tmp_path)["metrics"]
+    assert head["flow_epe_input_view_no_motion_init"] == 0.2
+    assert head["video_generation_seconds_single_stage"] == 12.0 and head["train_4d_seconds_two_stage"] == 9.0
 
 
 def test_projected_input_motion_matches_the_ground_truth_projection():

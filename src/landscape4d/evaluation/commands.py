@@ -224,8 +224,13 @@ def run_summary(run_dir: Path) -> dict:
     dyn = ((report.get("stages") or {}).get("dynamics") or {}).get("metrics") or {}
     gs = ((report.get("stages") or {}).get("gaussians") or {}).get("metrics") or {}
     head = {k: dyn[k] for k in ("flow_epe_input_view", "loop_closure_max_abs", "psnr_clips") if k in dyn}
-    if "ablation_no_motion_init" in dyn:
-        head["flow_epe_input_view_no_motion_init"] = dyn["ablation_no_motion_init"].get("flow_epe_input_view")
+    t3, t4 = dyn.get("table_iii_flow_epe") or {}, dyn.get("table_iv_stage_seconds") or {}  # run with --ablations
+    if "without_motion_init" in t3:
+        head["flow_epe_input_view_no_motion_init"] = t3["without_motion_init"]
+    for mode in ("two_stage", "single_stage"):
+        for k in ("video_generation_seconds", "train_4d_seconds"):
+            if isinstance((t4.get(mode) or {}).get(k), (int, float)):
+                head[f"{k}_{mode}"] = t4[mode][k]
     head.update({f"gaussians_{k}": v for k, v in gs.items() if "psnr" in k and isinstance(v, (int, float))})
     return {"stages": stages, "metrics": head, "device": report.get("device")}
 
