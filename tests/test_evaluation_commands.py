@@ -169,3 +169,16 @@ def test_projected_input_motion_matches_the_ground_truth_projection():
     ref = image_flow(unproject_depth(depth, intr), vel, intr).reshape(12, 20, 2) * moving.reshape(12, 20, 1)
     assert np.allclose(got, ref, atol=1e-4)
     assert np.abs(got).max() > 0.05
+
+
+def test_bench_regenerates_an_interrupted_ground_truth(tmp_path):
+    from landscape4d.evaluation.bench import gt_complete
+
+    assert not gt_complete(tmp_path, ("side",))
+    (tmp_path / "scene.json").write_text(json.dumps({"trajectories": []}))  # killed before the GT videos
+    assert not gt_complete(tmp_path, ("side",))
+    (tmp_path / "scene.json").write_text(json.dumps({"trajectories": ["side"]}))
+    assert not gt_complete(tmp_path, ("side",))
+    (tmp_path / "gt").mkdir()
+    np.save(tmp_path / "gt" / "side.npy", np.zeros((1, 2, 2, 3), np.uint8))
+    assert gt_complete(tmp_path, ("side",)) and not gt_complete(tmp_path, ("side", "circle"))

@@ -80,6 +80,15 @@ def save_gt(scene: SyntheticScene, out: Path, trajectories: tuple[str, ...], fps
     write_json(out / "scene.json", meta)
 
 
+def gt_complete(gt: Path, trajectories: tuple[str, ...]) -> bool:
+    """Whether `save_gt` finished for these trajectories (an interrupted one wrote scene.json without them)."""
+    try:
+        meta = json.loads((gt / "scene.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return all(t in (meta.get("trajectories") or []) and (gt / "gt" / f"{t}.npy").exists() for t in trajectories)
+
+
 def run_argv(gt: Path, run: Path, args: argparse.Namespace) -> list[str]:
     argv = ["run", str(gt / "image.png"), "--mask", str(gt / "mask.png"), "--hints", str(gt / "hints.json"),
             "-o", str(run), "--preset", args.preset]
@@ -102,7 +111,7 @@ def bench_one(sc: BenchScene, args: argparse.Namespace, out: Path, log) -> dict:
     gt, run = out / "scenes" / sc.name, out / "runs" / sc.name
     entry: dict = {"scene": sc.name, "kind": sc.kind, "seed": sc.seed, "size": [width, height], "frames": frames}
     t0 = time.perf_counter()
-    if not (gt / "scene.json").exists():
+    if not gt_complete(gt, trajectories):
         scene = generate_scene(sc.kind, sc.seed, width, height, frames)
         save_gt(scene, gt, trajectories, cfg.render.fps)
     entry["gt_seconds"] = round(time.perf_counter() - t0, 3)
@@ -226,10 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"landscape4d: error: --kinds must name {', '.join(KINDS)} and --scenes be >= 1", file=sys.stderr)
         return 2
     try:
-        apply_overrides(preset(args.preset), list(args.set))
+        cfg = apply_overrides(preset(args.preset), list(args.set))
     except ValueError as e:
         print(f"landscape4d: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    if cfg.threads > 0:  # the ground-truth ray caster and eval too, not only the runs (see RunConfig.threads)
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "landscape4d bench pipeline " + " ".join(argv if argv is not None else sys.argv[1:])
