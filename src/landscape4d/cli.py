@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import PRESETS, TRAJECTORIES, RunConfig, apply_overrides, config_from_dict, preset
+from .config import DEPTH_BACKENDS, DEVICES, PRESETS, TRAJECTORIES, RunConfig, apply_overrides, config_from_dict, preset
 from .errors import InputError, StageError
 from .pipeline import STAGE_NAMES
 
@@ -28,9 +28,9 @@ def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set gaussians.iters=500 (repeatable)")
     p.add_argument("--size", type=int, help="working size: long side in pixels")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", choices=DEVICES)
     p.add_argument("--threads", type=int, help="torch CPU threads (default 1; 0 = torch's default)")
-    p.add_argument("--depth-backend", choices=("prior", "depth-anything-v2", "file"))
+    p.add_argument("--depth-backend", choices=DEPTH_BACKENDS)
     p.add_argument("--depth-model", help="Depth Anything V2: hub id or local model directory")
     p.add_argument("--depth-file", help="depth/disparity map (.npy or 16-bit PNG) for --depth-backend file")
     p.add_argument("--fov", type=float, help="horizontal field of view in degrees (default 60 or EXIF)")

@@ -15,6 +15,14 @@ from typing import Any, Iterator
 
 PRESETS = ("preview", "full")
 TRAJECTORIES = ("up-down", "zoom-in", "side", "circle")
+# the allowed values of the string options, checked by `validate` (and used by the CLI and the modules that read them)
+DEVICES = ("auto", "cpu", "cuda")
+DEPTH_BACKENDS = ("prior", "depth-anything-v2", "file")
+DEPTH_FILE_KINDS = ("depth", "disparity")
+INPAINT_METHODS = ("telea", "ns", "none")
+INTERPOLATIONS = ("laplace", "rbf")
+UNHINTED = ("nearest", "mean", "zero")
+RASTER_BACKENDS = ("auto", "torch", "gsplat")
 
 
 @dataclass
@@ -215,10 +223,9 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     return cfg
 
 
-CHOICES = {"device": ("auto", "cpu", "cuda"), "depth.backend": ("prior", "depth-anything-v2", "file"),
-           "depth.file_kind": ("depth", "disparity"), "views.inpaint": ("telea", "ns", "none"),
-           "motion.interpolation": ("laplace", "rbf"), "motion.unhinted": ("nearest", "mean", "zero"),
-           "gaussians.backend": ("auto", "torch", "gsplat")}
+CHOICES = {"device": DEVICES, "depth.backend": DEPTH_BACKENDS, "depth.file_kind": DEPTH_FILE_KINDS,
+           "views.inpaint": INPAINT_METHODS, "motion.interpolation": INTERPOLATIONS, "motion.unhinted": UNHINTED,
+           "gaussians.backend": RASTER_BACKENDS}
 # values that must be > 0 (or >= 1 for counts); every other number must be finite and >= 0 (seed: any integer)
 POSITIVE = ("size", "max_input_pixels", "min_input_side", "depth.fov_deg", "depth.near", "depth.sky_depth",
             "depth.max_ground_depth", "depth.guided_eps", "views.num_views", "views.point_radius",

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import DEPTH_FILE_KINDS
 from ..errors import InputError
 
 
@@ -17,8 +18,8 @@ def load_depth_file(path: str | Path | None, width: int, height: int, kind: str 
     if path is None:
         raise InputError(None, "depth backend 'file' needs --depth-file PATH")
     path = Path(path)
-    if kind not in ("depth", "disparity"):
-        raise InputError(path, f"depth file kind must be depth or disparity, not {kind!r}")
+    if kind not in DEPTH_FILE_KINDS:
+        raise InputError(path, f"depth file kind must be {' or '.join(DEPTH_FILE_KINDS)}, not {kind!r}")
     if not path.exists():
         raise InputError(path, "file not found")
     if path.suffix.lower() == ".npy":

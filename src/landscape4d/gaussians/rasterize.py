@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from ..config import RASTER_BACKENDS as BACKENDS
 from .raster_gsplat import gsplat_available, rasterize_gsplat
 from .raster_torch import rasterize_torch
 from .types import RasterOutput
-
-BACKENDS = ("auto", "torch", "gsplat")
 
 
 def resolve_backend(backend: str, device: torch.device | str) -> str:

@@ -27,12 +27,9 @@ from scipy.interpolate import RBFInterpolator
 from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
 
-from ..config import MotionConfig
+from ..config import INTERPOLATIONS, UNHINTED, MotionConfig
 from ..errors import InputError
 from .hints import HintConstraints, as_arrows, check_speed, direction_velocity, hint_constraints
-
-INTERPOLATIONS = ("laplace", "rbf")
-UNHINTED = ("nearest", "mean", "zero")
 
 
 def dense_motion_from_hints(
