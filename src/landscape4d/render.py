@@ -19,21 +19,18 @@ def fill_holes(color: np.ndarray, alpha: np.ndarray, threshold: float = 0.5, rad
     """Fill what no Gaussian covers (a camera that sees past the scene's border) from its surroundings.
 
     color (H, W, 3) float in [0, 1] composited over black; alpha (H, W) accumulated opacity. Pixels with alpha below
-    `threshold` are inpainted (OpenCV Telea) from the covered ones' colour, and every pixel gets the inpainted
-    colour behind its remaining transparency: out = color + (1 - alpha) * fill. -> (H, W, 3) uint8.
+    `threshold` are inpainted (`views.inpaint`, OpenCV Telea) from the covered ones' colour, and every pixel gets
+    the inpainted colour behind its remaining transparency: out = color + (1 - alpha) * fill. -> (H, W, 3) uint8.
     """
-    import cv2
-
     from .io.images import to_uint8
+    from .views import inpaint
 
     covered = alpha >= threshold
     if covered.all() or not covered.any():
         return to_uint8(color)
     a = alpha[..., None]
     unpremultiplied = np.where(covered[..., None], color / np.maximum(a, 1e-6), 0.0)
-    fill = cv2.inpaint(to_uint8(np.clip(unpremultiplied, 0, 1)), (~covered).astype(np.uint8) * 255, radius,
-                       cv2.INPAINT_TELEA).astype(np.float32) / 255.0
-    return to_uint8(color + (1 - a) * fill)
+    return to_uint8(color + (1 - a) * inpaint(unpremultiplied, ~covered, "telea", radius))
 
 
 @torch.no_grad()
