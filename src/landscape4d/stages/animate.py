@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from ..animate import animate_image, loop_seam_ssim, splat_importance
-from ..artifacts import load_depth, load_views
+from ..artifacts import ViewSet, load_depth, load_views
 from ..camera import unproject_depth
 from ..io.atomic import write_json, write_npy
 from ..io.video import write_mp4
@@ -30,12 +30,11 @@ def sampled_views(num_views: int, count: int, c2ws: list[np.ndarray]) -> list[in
     return chosen
 
 
-def animate_views(ctx: StageContext, chosen: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Animate the chosen views with the refined 3D motion projected into each. Yields (view index, video (T, H,
-    W, 3) uint8 of frames 0..N-1 (frame N would repeat frame 0), flow (H, W, 2) px/frame) one view at a time."""
+def animate_views(ctx: StageContext, vs: ViewSet, chosen: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Animate the chosen views of `vs` with the refined 3D motion projected into each. Yields (view index, video
+    (T, H, W, 3) uint8 of frames 0..N-1 (frame N would repeat frame 0), flow (H, W, 2) px/frame) one at a time."""
     cfg = ctx.cfg.animate
     dr = load_depth(ctx.run_dir)
-    vs = load_views(ctx.run_dir)
     mdir = ctx.stage_dir("motion")
     velocity = np.load(mdir / "points_motion.npy")
     moving = np.load(mdir / "points_moving.npy")
@@ -49,18 +48,14 @@ def animate_views(ctx: StageContext, chosen: list[int]) -> Iterator[tuple[int, n
         yield i, (np.clip(frames[:-1], 0, 1) * 255 + 0.5).astype(np.uint8), flow
 
 
-def chosen_views(ctx: StageContext, all_views: bool) -> list[int]:
-    vs = load_views(ctx.run_dir)
-    return list(range(len(vs))) if all_views else sampled_views(len(vs), ctx.cfg.animate.sampled_views, vs.c2w)
-
-
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.animate
-    chosen = chosen_views(ctx, cfg.all_views)
+    vs = load_views(ctx.run_dir)
+    chosen = list(range(len(vs))) if cfg.all_views else sampled_views(len(vs), cfg.sampled_views, vs.c2w)
     seams = {}
     seconds_generation = 0.0
     t_gen = time.perf_counter()
-    for i, video, flow in animate_views(ctx, chosen):
+    for i, video, flow in animate_views(ctx, vs, chosen):
         seconds_generation += time.perf_counter() - t_gen
         write_mp4(ctx.out / f"view_{i:03d}.mp4", video, cfg.fps, crf=cfg.video_crf)
         write_npy(ctx.out / f"frames_{i:03d}.npy", video)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from ..artifacts import intrinsics_to_json, load_depth, load_views
+from ..artifacts import ViewSet, intrinsics_to_json, load_depth, load_views
 from ..camera import unproject_depth
 from ..config import DynamicsConfig
 from ..dynamics.metrics import loop_closure_error, projected_motion, video_flow_epe
@@ -28,7 +28,7 @@ from ..gaussians.ply import read_ply
 from ..gaussians.rasterize import resolve_backend
 from ..gaussians.train import scene_extent
 from ..pipeline import StageContext
-from .animate import animate_views, chosen_views
+from .animate import animate_views
 from .gaussians import initial_model
 
 
@@ -54,25 +54,23 @@ def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = Fal
                    "gaussians_total": len(scene)}
 
 
-def stored_clips(ctx: StageContext) -> tuple[list[TrainClip], list[int]]:
+def stored_clips(ctx: StageContext) -> list[TrainClip]:
     """The animate stage's videos (two-stage: the sampled views) as training clips."""
     adir = ctx.stage_dir("animate")
     meta = json.loads((adir / "animate.json").read_text())
     vs = load_views(ctx.run_dir)
     K = torch.as_tensor(vs.intr.matrix(), dtype=torch.float32, device=ctx.device)
-    clips = [TrainClip(torch.from_numpy(np.load(adir / f"frames_{i:03d}.npy")).to(ctx.device), K, vs.c2w[i], i)
-             for i in meta["views"]]
-    return clips, list(meta["views"])
+    return [TrainClip(torch.from_numpy(np.load(adir / f"frames_{i:03d}.npy")).to(ctx.device), K, vs.c2w[i], i)
+            for i in meta["views"]]
 
 
-def animated_clips(ctx: StageContext, views: list[int]) -> tuple[list[TrainClip], float]:
-    """Animate the given views now (the single-stage ablation's video generation). Returns the clips and the
-    seconds spent generating them."""
-    vs = load_views(ctx.run_dir)
+def animated_clips(ctx: StageContext, vs: ViewSet, views: list[int]) -> tuple[list[TrainClip], float]:
+    """Animate the given views of `vs` now (the single-stage ablation's video generation). Returns the clips and
+    the seconds spent generating them."""
     K = torch.as_tensor(vs.intr.matrix(), dtype=torch.float32, device=ctx.device)
     clips = []
     t0 = time.perf_counter()
-    for i, video, _ in animate_views(ctx, views):
+    for i, video, _ in animate_views(ctx, vs, views):
         clips.append(TrainClip(torch.from_numpy(video).to(ctx.device), K, vs.c2w[i], i))
     return clips, time.perf_counter() - t0
 
@@ -112,7 +110,7 @@ def train_variant(ctx: StageContext, cfg: DynamicsConfig, backend: str, single_s
     t0 = time.perf_counter()
     scene, info = initial_scene(ctx, cfg.motion_init, single_stage)
     if clips is None:
-        clips, _ = stored_clips(ctx)
+        clips = stored_clips(ctx)
     iters = cfg.single_stage_iters if single_stage else cfg.iters
     extra = single_stage_lrs(ctx, scene) if single_stage else None
     scene, metrics = train_dynamics(scene, clips, cfg, load_depth(ctx.run_dir).scene_depth, backend,
@@ -144,13 +142,14 @@ def table_iii(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) 
 def table_iv(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) -> dict:
     """The paper's Table IV: video generation and 4D training time, two-stage (this run) against single stage
     (every view animated, 4D Gaussians trained from the point cloud on all of them, no stage-1 fit)."""
-    all_views = chosen_views(ctx, all_views=True)
-    clips, gen_seconds = animated_clips(ctx, all_views)
+    vs = load_views(ctx.run_dir)
+    all_views = list(range(len(vs)))
+    clips, gen_seconds = animated_clips(ctx, vs, all_views)
     _, single = train_variant(ctx, cfg, backend, single_stage=True, clips=clips)
     two_gen = stage_record(ctx, "animate").get("metrics", {}).get("seconds_video_generation")
     two = {"views_animated": len(main["trained_on_views"]), "video_generation_seconds": two_gen,
-           "static_3d_seconds": stage_record(ctx, "gaussians").get("seconds"), "train_4d_seconds": main["seconds_train"],
-           "iters_4d": main["iters"], "psnr_clips": main["psnr_clips"]}
+           "static_3d_seconds": stage_record(ctx, "gaussians").get("seconds"),
+           "train_4d_seconds": main["seconds_train"], "iters_4d": main["iters"], "psnr_clips": main["psnr_clips"]}
     one = {"views_animated": len(all_views), "video_generation_seconds": round(gen_seconds, 3),
            "static_3d_seconds": 0.0, "train_4d_seconds": single["seconds_train"], "iters_4d": single["iters"],
            "psnr_clips": {k: v for k, v in single["psnr_clips"].items() if k in main["psnr_clips"]},
@@ -167,10 +166,8 @@ def table_iv(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) -
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.dynamics
     backend = resolve_backend(ctx.cfg.gaussians.backend, ctx.device)
-    if cfg.all_views:  # the single-stage ablation: the animate stage animated every view
-        scene, metrics = train_variant(ctx, cfg, backend, single_stage=True)
-    else:
-        scene, metrics = train_variant(ctx, cfg, backend)
+    # all_views: the single-stage ablation (the animate stage animated every view)
+    scene, metrics = train_variant(ctx, cfg, backend, single_stage=cfg.all_views)
     dr = load_depth(ctx.run_dir)
     K = torch.as_tensor(dr.intr.matrix(), dtype=torch.float32, device=scene.means.device)
     with torch.no_grad():
