@@ -137,7 +137,8 @@ def test_bench_summary_and_table_from_entries():
         e["eval"]["pipeline"]["metrics"].update({"flow_epe_input_view_no_motion_init": 0.7,
                                                  "video_generation_seconds_two_stage": 1.0,
                                                  "video_generation_seconds_single_stage": 8.0,
-                                                 "train_4d_seconds_two_stage": 10.0, "train_4d_seconds_single_stage": 20.0})
+                                                 "train_4d_seconds_two_stage": 10.0,
+                                                 "train_4d_seconds_single_stage": 20.0})
     md = bench_markdown(summarise(entries), entries, "landscape4d bench pipeline --scenes 2")
     assert "| ... without motion init | 0.700 |" in md
     assert "| video generation | 1.0 | 8.0 |" in md and "| 4D training | 10.0 | 20.0 |" in md

@@ -204,7 +204,8 @@ def bench_markdown(summary: dict, entries: list[dict], command: str) -> str:
               f"| GT mean speed in the mask (px/frame) | {_f(mo.get('gt_mean_speed_px_per_frame'), 3)} | - |"]
     if any(f"train_4d_seconds_{m}" in pm for m in ("two_stage", "single_stage")):  # runs made with --ablations
         p4 = PAPER["table4"]
-        lines += ["", "| Table IV: seconds (mean) | two-stage | single stage (every view) | paper |", "|---|---|---|---|"]
+        lines += ["", "| Table IV: seconds (mean) | two-stage | single stage (every view) | paper |",
+                  "|---|---|---|---|"]
         for key, label in (("video_generation", "video generation"), ("train_4d", "4D training")):
             lines.append(f"| {label} | {_f(pm.get(f'{key}_seconds_two_stage'), 1)} | "
                          f"{_f(pm.get(f'{key}_seconds_single_stage'), 1)} | {p4[key]} |")
