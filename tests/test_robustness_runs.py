@@ -186,18 +186,24 @@ def test_output_folder_not_writable(demo_input, views_run, monkeypatch, capsys):
     assert tree_digest(views_run, only=("input", "depth", "views")) == before and leftovers(views_run) == []
 
 
+def fail_json_write(monkeypatch, module, name: str, err: int) -> None:
+    """Make `module.write_json` fail with errno `err` (OSError picks the subclass, e.g. PermissionError) for files
+    called `name`; other files are written as usual."""
+    real = module.write_json
+
+    def failing(path, data):
+        if Path(path).name == name:
+            raise OSError(err, os.strerror(err), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(module, "write_json", failing)
+
+
 def test_state_file_not_writable_inside_pipeline(demo_input, views_run, monkeypatch, capsys):
     """EACCES from the pipeline's own bookkeeping (state.json) is a one-line StageError too."""
     import landscape4d.pipeline as pipeline
 
-    real = pipeline.write_json
-
-    def denied(path, data):
-        if Path(path).name == "state.json":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        real(path, data)
-
-    monkeypatch.setattr(pipeline, "write_json", denied)
+    fail_json_write(monkeypatch, pipeline, "state.json", errno.EACCES)
     capsys.readouterr()
     assert main(demo_argv(demo_input, "views", views_run) + ["--force"]) == 2
     line = one_error_line(capsys.readouterr().err)
@@ -207,14 +213,7 @@ def test_state_file_not_writable_inside_pipeline(demo_input, views_run, monkeypa
 def test_config_write_fails(demo_input, views_run, monkeypatch, capsys):
     import landscape4d.io.atomic as atomic
 
-    real = atomic.write_json
-
-    def full(path, data):
-        if Path(path).name == "config.json":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real(path, data)
-
-    monkeypatch.setattr(atomic, "write_json", full)
+    fail_json_write(monkeypatch, atomic, "config.json", errno.ENOSPC)
     assert main(demo_argv(demo_input, "views", views_run)) == 2
     assert "config.json" in one_error_line(capsys.readouterr().err)
 
