@@ -34,7 +34,7 @@ class DepthConfig:
     file: str | None = None  # user depth/disparity map (backend file)
     file_kind: str = "depth"  # depth | disparity (backend file)
     near: float = 1.0  # depth of the nearest ground, world units
-    sky_depth: float = 40.0  # finite depth given to the sky, as a multiple of `near`
+    sky_depth: float = 20.0  # finite depth given to the sky, as a multiple of `near` (behind max_ground_depth)
     max_ground_depth: float = 12.0  # prior: ground depth is clamped below this multiple of `near`
     guided_radius: int = 8  # edge-aware refinement window (pixels at the working size)
     guided_eps: float = 1e-3

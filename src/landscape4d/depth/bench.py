@@ -20,6 +20,7 @@ depth = H / (row + 0.5).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -208,6 +209,18 @@ def format_table(rows: list[Row], title: str) -> str:
     return "\n".join(lines)
 
 
+def depth_config(backend: str, model: str | None, overrides: list[str]) -> DepthConfig:
+    """The DepthConfig of a bench run; overrides are `key=value` of the depth section (checked like the CLI's)."""
+    from ..config import RunConfig, apply_overrides
+
+    cfg = RunConfig()
+    cfg.depth.backend = backend
+    if model:
+        cfg.depth.model = model
+    apply_overrides(cfg, [f"depth.{o}" for o in overrides])
+    return cfg.depth
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="landscape4d bench depth", description=__doc__.split("\n\n")[0])
     p.add_argument("folder", nargs="?", help="rgb/ + depth/ folder of photos with ground-truth depth")
@@ -220,6 +233,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="also score N synthetic scenes")
     p.add_argument("--synthetic-dir", help="where the synthetic scenes are written / reused "
                                             "(default: a folder in the system temp dir)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a depth config value, e.g. --set max_ground_depth=16 (repeatable)")
     p.add_argument("--ablate", action="store_true", help="prior only: each cue off in turn")
     p.add_argument("--per-photo", action="store_true", help="print each photo's scores too")
     p.add_argument("--json", help="write all scores to this JSON file")
@@ -239,12 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     if not folders:
         print("landscape4d bench depth: error: give a FOLDER, --synthetic N, or both", file=sys.stderr)
         return 2
-    cfg = DepthConfig(backend=args.backend, **({"model": args.model} if args.model else {}))
+    try:
+        cfg = depth_config(args.backend, args.model, args.set)
+    except ValueError as e:
+        print(f"landscape4d bench depth: error: {e}", file=sys.stderr)
+        return 2
     methods: dict[str, tuple[DepthConfig, frozenset[str] | None]] = {args.backend: (cfg, None)}
     if args.ablate:
         from .prior import CUES
 
-        cfg = DepthConfig(backend="prior")
+        cfg = dataclasses.replace(cfg, backend="prior")
         methods = {"prior (all cues)": (cfg, CUES)}
         methods.update({f"prior without {c}": (cfg, CUES - {c}) for c in sorted(CUES)})
     report = {}

@@ -135,21 +135,3 @@ def farthest_ground_row(p_ground: np.ndarray) -> float | None:
     if cols.mean() < 0.2:
         return None
     return float(np.percentile(np.argmax(keep, axis=0)[cols], 10))
-
-
-def haze(image: np.ndarray, sky: np.ndarray, radius: int) -> np.ndarray:
-    """(H, W) in [0, 1]: aerial perspective. How much each pixel looks like the sky seen through air: low local
-    contrast, colour close to the sky's (brighter, bluer, less saturated than the ground)."""
-    gray = image.mean(-1).astype(np.float32)
-    mean = box(gray, radius)
-    contrast = np.sqrt(np.maximum(box(gray * gray, radius) - mean * mean, 0))
-    low_contrast = np.clip(1 - contrast / 0.08, 0, 1)
-    if sky.sum() >= 20:
-        ref = np.median(image[sky], axis=0)
-    else:
-        ref = np.array([0.75, 0.8, 0.9], np.float32)  # a pale, slightly blue sky
-    dist = np.linalg.norm(image - ref, axis=-1)
-    ground = image[int(0.85 * image.shape[0]):].reshape(-1, 3)
-    scale = max(float(np.median(np.linalg.norm(ground - ref, axis=-1))), 0.05)
-    like_sky = np.clip(1 - dist / scale, 0, 1)
-    return (low_contrast * like_sky).astype(np.float32)

@@ -1,19 +1,24 @@
 """The offline landscape depth prior: depth from the photo alone, no learned weights, in the spirit of Hoiem,
 Efros and Hebert's "Automatic Photo Pop-up" (2005): sky, ground and upright regions.
 
-1. Sky: a per-pixel score from colour (blue or bright-grey), brightness, smoothness and height in the image,
-   refined into a soft matte by the guided filter and kept only where connected to the top border.
-2. Horizon: from the lowest sky rows (or a default when there is little sky); below it a ground plane seen by a
-   level camera (disparity linear in the row, the bottom row nearest), never farther than `max_ground_depth`.
-3. Ground or upright (layout.py): colour models learned on the photo (bottom rows = ground, what stands above the
-   horizon = upright) and vertical texture. Every column is scanned from the bottom: ground follows the plane,
-   an upright region keeps the depth where it meets the ground (a tree, a rock face, a cliff stand up).
-4. Regions above the sky in their column take the depth of the rest of their region; those that stand on nothing
-   and touch the frame border (a branch in a corner) are near. Canopy or rock that covers the top of the frame
-   comes nearer as it rises (a ceiling). Hazy, sky-coloured, low-contrast distant land is pushed back (aerial
-   perspective).
-5. Edge-aware refinement: the disparity is guided-filtered with the photo as guide, so depth edges follow image
-   edges; the sky is then set to its far, finite depth.
+1. Sky ("sky"): a per-pixel score from colour (blue or bright-grey), brightness, smoothness and height in the
+   image, refined into a soft matte by the guided filter and kept only where connected to the top border.
+2. Horizon: from the lowest sky rows (or a default when there is little sky). Below it a ground plane seen by a
+   level camera: disparity linear in the row, the bottom row nearest, never farther than `max_ground_depth`.
+3. Ground or upright, below the horizon (everything non-sky above it is upright): log-odds of colour ("colour":
+   models learned on the photo itself, bottom rows = ground, what stands above the horizon = upright), texture
+   ("vertical": vertical edges of trunks, cliffs and walls against the horizontal ones of ground and water seen at
+   a grazing angle) and continuity ("stands-above": what rises above the horizon goes on down its column until a
+   colour edge, where it meets the ground).
+4. The farthest ground seen ("far-ground"): the top of the ground region that reaches the bottom border is far
+   but not infinitely far, which moves the horizon up from the sky line when mountains or trees stand on it.
+5. Contact ("contact"): every column is scanned from the bottom; ground follows the plane, an upright region
+   keeps the depth where it meets the ground (a tree, a rock face, a cliff stand up).
+6. Hanging regions ("hanging", "occluders"): non-sky with sky below it in its column takes the depth of the rest
+   of its region; a region that stands on nothing, touches the top or a side border and is darker than the sky
+   (a branch in a corner) is near; anything else floating in the sky is sky (a cloud the sky score missed).
+7. Edge-aware refinement ("edges"): the disparity is guided-filtered with the photo as guide, so depth edges
+   follow image edges; the sky is then set to its far, finite depth.
 
 Each step is a named cue (`CUES`); `landscape4d bench depth DIR --ablate` measures each one switched off.
 """
@@ -26,10 +31,10 @@ from scipy import ndimage
 
 from ..config import DepthConfig
 from .filters import box, guided_filter
-from .layout import (colour_ground_probability, contact_scan, farthest_ground_row, haze, plane_disparity,
+from .layout import (colour_ground_probability, contact_scan, farthest_ground_row, plane_disparity,
                      resolve_hanging, stands_above, vertical_structure)
 
-CUES = frozenset({"sky", "contact", "colour", "vertical", "stands-above", "far-ground", "hanging", "occluders", "haze",
+CUES = frozenset({"sky", "contact", "colour", "vertical", "stands-above", "far-ground", "hanging", "occluders",
                   "edges"})
 NO_SKY_HORIZON = 0.4  # horizon row (fraction of the height) when the photo shows too little sky to place it
 COLOUR_WEIGHT = 0.5  # weight of the colour evidence in the ground/upright log-odds (texture and sky weigh 1)
@@ -37,6 +42,7 @@ FARTHEST_GROUND = 0.5  # depth of the farthest ground seen, as a share of max_gr
 SIGMA_DIV = 128.0  # blur of the photo for `stands_above`: long side / SIGMA_DIV pixels
 STANDS_WEIGHT = 1.5  # weight of `stands_above` in the upright log-odds
 OCCLUDER_DEPTH = 2.0  # depth of a border-touching occluder in front of the sky, in `near` units
+
 
 
 def sky_score(image: np.ndarray) -> np.ndarray:
@@ -118,8 +124,8 @@ def landscape_prior(image: np.ndarray, cfg: DepthConfig, cues: frozenset[str] = 
         p_ground = ground_probability(image, sky, v_h, cues)
         top = farthest_ground_row(p_ground) if "far-ground" in cues else None
         seen = FARTHEST_GROUND * far  # the farthest ground seen is far, but not infinitely far
-        if top is not None and (seen * top - h) / (seen - 1) > v_h:
-            v_h = (seen * top - h) / (seen - 1)
+        if top is not None and seen > 1.5 and (seen * top - h) / (seen - 1) > v_h:
+            v_h = min((seen * top - h) / (seen - 1), 0.75 * h)
             p_ground = p_ground * (np.arange(h)[:, None] + 0.5 > v_h)
         disp, hanging = contact_scan(p_ground, plane_disparity(h, v_h, far), sky)
         if "hanging" in cues:
@@ -128,11 +134,7 @@ def landscape_prior(image: np.ndarray, cfg: DepthConfig, cues: frozenset[str] = 
             sky = sky | hanging
     else:
         disp = np.repeat(plane_disparity(h, v_h, far)[:, None], w, axis=1)
-    above = np.arange(h, dtype=np.float64)[:, None] + 0.5 < v_h
     disp = np.maximum(disp, 1.0 / far)
-    if "haze" in cues:  # aerial perspective: only the far land above the horizon
-        far_land = above & ~sky & (disp < 2.0 / far)
-        disp = np.where(far_land, disp / (1.0 + haze(image, sky, max(2, max(h, w) // 64))), disp)
     disp = np.where(sky, 1.0 / far, disp)
     if "edges" in cues:
         r = max(2, int(cfg.guided_radius * max(h, w) / 384))
