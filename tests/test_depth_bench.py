@@ -129,12 +129,12 @@ def test_synthetic_scenes_are_written_in_the_folder_layout(tmp_path):
 
 
 def test_prior_beats_the_ramp_on_real_lidar_photos():
-    """The shared ORFD frames (real photos, LiDAR depth). Measured (size 384): prior ordinal 0.969, AbsRel 0.245,
-    delta 0.821; ramp 0.953 / 0.226 / 0.621; the prior before it saw structure: 0.962 / 0.909 / 0.667."""
+    """The shared ORFD frames (real photos, LiDAR depth). Measured (size 384): prior ordinal 0.973, AbsRel 0.166,
+    delta 0.860; ramp 0.953 / 0.226 / 0.621; the prior before it saw structure: 0.962 / 0.909 / 0.667."""
     if not (ORFD / "rgb").is_dir():
         pytest.skip("../shared/samples/outdoor-depth-orfd is not available")
     rows, info = bench.evaluate(bench.find_samples(ORFD), {"prior": (DepthConfig(backend="prior"), None)}, 384,
                                 pairs=20000)
     prior, ramp = (r.mean for r in rows)
     assert info["backend"]["prior"]["backend"] == "prior"
-    assert prior.ordinal > ramp.ordinal + 0.005 and prior.delta1 > ramp.delta1 + 0.1 and prior.absrel < 0.3
+    assert prior.ordinal > ramp.ordinal + 0.01 and prior.delta1 > ramp.delta1 + 0.15 and prior.absrel < 0.2

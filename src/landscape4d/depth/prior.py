@@ -108,7 +108,7 @@ def ground_probability(image: np.ndarray, sky: np.ndarray, v_h: float, cues: fro
     if "colour" in cues:
         odds += COLOUR_WEIGHT * _logit(1 - box(colour_ground_probability(image, sky, v_h), r))
     if "vertical" in cues:
-        odds += _logit(np.clip((vertical_structure(image, r) - 0.2) / 0.6, 0, 1))
+        odds += _logit(np.clip((vertical_structure(image, max(1, r // 2)) - 0.2) / 0.6, 0, 1))
     if "stands-above" in cues:
         odds += STANDS_WEIGHT * stands_above(image, sky, v_h, max(1.0, max(h, w) / SIGMA_DIV))
     return below * np.clip(0.5 - odds / 2.0, 0, 1)
