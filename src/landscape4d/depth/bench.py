@@ -150,8 +150,8 @@ def mean_scores(per: dict[str, Scores]) -> Scores:
                   int(sum(s.pairs for s in vals)))
 
 
-def predict(image: np.ndarray, cfg: DepthConfig, device: str = "cpu", cues: frozenset[str] | None = None
-            ) -> tuple[np.ndarray, dict]:
+def predict(image: np.ndarray, cfg: DepthConfig, device: str = "cpu", cues: frozenset[str] | None = None,
+            log=None) -> tuple[np.ndarray, dict]:
     """One backend's depth (h, w) for image (h, w, 3); `cues` switches prior cues off (ablation)."""
     if cues is not None and cfg.backend == "prior":
         from .prior import landscape_prior
@@ -159,7 +159,16 @@ def predict(image: np.ndarray, cfg: DepthConfig, device: str = "cpu", cues: froz
         return landscape_prior(image, cfg, cues=cues)
     from . import estimate_depth
 
-    return estimate_depth(image, cfg, device)
+    return estimate_depth(image, cfg, device, **({"log": log} if log else {}))
+
+
+def _once(seen: set[str]):
+    """A log function that prints each distinct line once (the auto backend's choice, not once per photo)."""
+    def log(line: str) -> None:
+        if line not in seen:
+            seen.add(line)
+            print(line, file=sys.stderr)
+    return log
 
 
 def evaluate(samples: list[Sample], methods: dict[str, tuple[DepthConfig, frozenset[str] | None]], size: int,
@@ -167,12 +176,13 @@ def evaluate(samples: list[Sample], methods: dict[str, tuple[DepthConfig, frozen
     """Score every method (and the ramp) on every sample -> (rows, info: backends used, seconds)."""
     per: dict[str, dict[str, Scores]] = {m: {} for m in [*methods, "ramp"]}
     info: dict = {"seconds": {m: 0.0 for m in methods}, "backend": {}}
+    log = _once(set())
     for k, s in enumerate(samples):
         gt = read_gt_depth(s.depth)
         image = read_photo(s.rgb, size)
         for name, (cfg, cues) in methods.items():
             t0 = time.perf_counter()
-            depth, meta = predict(image, cfg, device, cues)
+            depth, meta = predict(image, cfg, device, cues, log)
             info["seconds"][name] += time.perf_counter() - t0
             info["backend"][name] = {"backend": meta.get("backend", cfg.backend), "model": meta.get("model")}
             up = cv2.resize(depth.astype(np.float32), gt.shape[::-1], interpolation=cv2.INTER_LINEAR)
