@@ -62,7 +62,7 @@ def test_input_camera_reproduces_photo(demo_input):
 
     img = load_photo(demo_input["image"]).image
     h, w, _ = img.shape
-    depth, _ = estimate_depth(img, DepthConfig())
+    depth, _ = estimate_depth(img, DepthConfig(backend="prior"))
     intr = Intrinsics.from_fov(w, h, 60)
     pts = torch.from_numpy(unproject_depth(depth, intr))
     r = render_view(pts, torch.from_numpy(img.reshape(-1, 3)), torch.zeros(h * w), torch.from_numpy(depth.ravel()),
@@ -76,7 +76,7 @@ def test_prior_depth_sky_far_ground_near(demo_input):
     from landscape4d.io.images import load_photo
 
     img = load_photo(demo_input["image"]).image
-    cfg = DepthConfig()
+    cfg = DepthConfig(backend="prior")
     depth, info = estimate_depth(img, cfg)
     h = depth.shape[0]
     assert info["sky_fraction"] > 0.1

@@ -15,7 +15,8 @@ from .pipeline import STAGE_NAMES
 MOTION_STAGES = {"motion", "animate", "dynamics", "render", "run"}
 # benchmark name -> script in the repository's benchmarks/ folder, or a module of the package
 BENCHMARKS = {"views": "bench_views.py", "rasterizer": "bench_rasterizer.py", "animate": "bench_animate.py",
-              "motion": "landscape4d.motion.bench", "pipeline": "landscape4d.evaluation.bench"}
+              "motion": "landscape4d.motion.bench", "pipeline": "landscape4d.evaluation.bench",
+              "depth": "landscape4d.depth.bench"}
 
 
 def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ PRESETS = ("preview", "full")
 TRAJECTORIES = ("up-down", "zoom-in", "side", "circle")
 # the allowed values of the string options, checked by `validate` (and used by the CLI and the modules that read them)
 DEVICES = ("auto", "cpu", "cuda")
-DEPTH_BACKENDS = ("prior", "depth-anything-v2", "file")
+DEPTH_BACKENDS = ("auto", "prior", "depth-anything-v2", "file")
 DEPTH_FILE_KINDS = ("depth", "disparity")
 INPAINT_METHODS = ("telea", "ns", "none")
 INTERPOLATIONS = ("laplace", "rbf")
@@ -27,15 +27,15 @@ RASTER_BACKENDS = ("auto", "torch", "gsplat")
 
 @dataclass
 class DepthConfig:
-    backend: str = "prior"  # prior | depth-anything-v2 | file
+    backend: str = "auto"  # auto (Depth Anything V2 when it can be had, else prior) | prior | depth-anything-v2 | file
     fov_deg: float = 60.0  # horizontal field of view of the photo when EXIF gives no focal length
     use_exif_focal: bool = True
-    model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # hub id or local directory (depth-anything-v2)
+    model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # hub id or local directory (auto, depth-anything-v2)
     file: str | None = None  # user depth/disparity map (backend file)
     file_kind: str = "depth"  # depth | disparity (backend file)
     near: float = 1.0  # depth of the nearest ground, world units
-    sky_depth: float = 40.0  # finite depth given to the sky, as a multiple of `near`
-    max_ground_depth: float = 25.0  # ground depth is clamped below this multiple of `near`
+    sky_depth: float = 20.0  # finite depth given to the sky, as a multiple of `near` (behind max_ground_depth)
+    max_ground_depth: float = 12.0  # prior: ground depth is clamped below this multiple of `near`
     guided_radius: int = 8  # edge-aware refinement window (pixels at the working size)
     guided_eps: float = 1e-3
 

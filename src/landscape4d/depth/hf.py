@@ -1,7 +1,9 @@
-"""Depth Anything V2 through transformers: a hub id (when online) or a local model directory."""
+"""Depth Anything V2 through transformers: a hub id (downloaded once into the Hugging Face cache) or a local model
+directory (a `save_pretrained` folder, or a cache snapshot folder)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +15,25 @@ HOW_TO = ("download the model on a machine with internet (e.g. `hf download dept
 
 
 def load_depth_anything(model: str, device: str = "cpu"):
-    """-> (model, processor). Raises InputError with instructions when the weights cannot be had."""
+    """-> (model, processor), kept for the process (a bench or batch loads it once). Raises InputError with
+    instructions when transformers or the weights cannot be had."""
     try:
         import torch  # noqa: F401
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation  # noqa: F401
     except ImportError:
         raise InputError(model, "the depth-anything-v2 backend needs transformers: pip install 'landscape4d[hf]'") \
             from None
+    return _load(model, str(device))
+
+
+@lru_cache(maxsize=2)
+def _load(model: str, device: str):
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    from .auto import hf_cache_dir
+
     local = Path(model).expanduser()
-    kwargs = {"local_files_only": True} if local.exists() else {}
+    kwargs = {"local_files_only": True} if local.exists() else {"cache_dir": str(hf_cache_dir())}
     source = str(local) if local.exists() else model
     try:
         processor = AutoImageProcessor.from_pretrained(source, **kwargs)

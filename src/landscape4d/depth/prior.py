@@ -1,12 +1,26 @@
-"""The offline landscape depth prior: depth from the photo alone, no learned weights.
+"""The offline landscape depth prior: depth from the photo alone, no learned weights, in the spirit of Hoiem,
+Efros and Hebert's "Automatic Photo Pop-up" (2005): sky, ground and upright regions.
 
-1. Sky: a per-pixel score from colour (blue or bright-grey), brightness, smoothness and height in the image,
-   refined into a soft matte by the guided filter and kept only where connected to the top border.
-2. Horizon: from the lowest sky rows (or a default when there is no sky); below it a ground plane seen by a level
-   camera, z(v) = near * (H - v_h) / (v - v_h), so the bottom row is at `near`; above it and not sky (mountains,
-   far trees), the far ground depth.
-3. Edge-aware refinement: the disparity is guided-filtered with the photo as guide, so depth edges follow image
-   edges; the sky is then set to its far, finite depth.
+1. Sky ("sky"): a per-pixel score from colour (blue or bright-grey), brightness, smoothness and height in the
+   image, refined into a soft matte by the guided filter and kept only where connected to the top border.
+2. Horizon: from the lowest sky rows (or a default when there is little sky). Below it a ground plane seen by a
+   level camera: disparity linear in the row, the bottom row nearest, never farther than `max_ground_depth`.
+3. Ground or upright, below the horizon (everything non-sky above it is upright): log-odds of colour ("colour":
+   models learned on the photo itself, bottom rows = ground, what stands above the horizon = upright), texture
+   ("vertical": vertical edges of trunks, cliffs and walls against the horizontal ones of ground and water seen at
+   a grazing angle) and continuity ("stands-above": what rises above the horizon goes on down its column until a
+   colour edge, where it meets the ground).
+4. The farthest ground seen ("far-ground"): the top of the ground region that reaches the bottom border is far
+   but not infinitely far, which moves the horizon up from the sky line when mountains or trees stand on it.
+5. Contact ("contact"): every column is scanned from the bottom; ground follows the plane, an upright region
+   keeps the depth where it meets the ground (a tree, a rock face, a cliff stand up).
+6. Hanging regions ("hanging", "occluders"): non-sky with sky below it in its column takes the depth of the rest
+   of its region; a region that stands on nothing, touches the top or a side border and is darker than the sky
+   (a branch in a corner) is near; anything else floating in the sky is sky (a cloud the sky score missed).
+7. Edge-aware refinement ("edges"): the disparity is guided-filtered with the photo as guide, so depth edges
+   follow image edges; the sky is then set to its far, finite depth.
+
+Each step is a named cue (`CUES`); `landscape4d bench depth DIR --ablate` measures each one switched off.
 """
 
 from __future__ import annotations
@@ -17,6 +31,18 @@ from scipy import ndimage
 
 from ..config import DepthConfig
 from .filters import box, guided_filter
+from .layout import (colour_ground_probability, contact_scan, farthest_ground_row, plane_disparity,
+                     resolve_hanging, stands_above, vertical_structure)
+
+CUES = frozenset({"sky", "contact", "colour", "vertical", "stands-above", "far-ground", "hanging", "occluders",
+                  "edges"})
+NO_SKY_HORIZON = 0.4  # horizon row (fraction of the height) when the photo shows too little sky to place it
+COLOUR_WEIGHT = 0.5  # weight of the colour evidence in the ground/upright log-odds (texture and sky weigh 1)
+FARTHEST_GROUND = 0.5  # depth of the farthest ground seen, as a share of max_ground_depth (places the horizon)
+SIGMA_DIV = 128.0  # blur of the photo for `stands_above`: long side / SIGMA_DIV pixels
+STANDS_WEIGHT = 1.5  # weight of `stands_above` in the upright log-odds
+OCCLUDER_DEPTH = 2.0  # depth of a border-touching occluder in front of the sky, in `near` units
+
 
 
 def sky_score(image: np.ndarray) -> np.ndarray:
@@ -55,37 +81,65 @@ def segment_sky(image: np.ndarray, cfg: DepthConfig) -> tuple[np.ndarray, np.nda
 
 
 def horizon_row(sky: np.ndarray) -> float:
-    """Row (float, may lie outside the image) of the horizon of a level camera."""
+    """Row (float) of the horizon of a level camera: the lowest sky rows where a fifth of the columns or more
+    show sky, else `NO_SKY_HORIZON` of the height."""
     h, w = sky.shape
     cols = sky.any(axis=0)
     if cols.mean() < 0.2:
-        return -0.25 * h  # little or no sky: looking down, horizon above the frame
+        return NO_SKY_HORIZON * h
     lowest = h - 1 - np.argmax(sky[::-1], axis=0)  # lowest sky row in each column
     return float(np.clip(np.percentile(lowest[cols], 75), 0.15 * h, 0.75 * h))
 
 
-def landscape_prior(image: np.ndarray, cfg: DepthConfig) -> tuple[np.ndarray, dict]:
-    """image (H, W, 3) float in [0, 1] -> (depth (H, W) float32, info)."""
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.02, 0.98)
+    return np.log(p / (1 - p))
+
+
+def ground_probability(image: np.ndarray, sky: np.ndarray, v_h: float, cues: frozenset[str]) -> np.ndarray:
+    """(H, W) in [0, 1]: 1 for ground, 0 for upright things and for everything above the horizon. Below the
+    horizon the evidence of colour (like what stands above the horizon, or like the bottom rows) and of texture
+    (vertical edges: trunks, cliffs, walls; horizontal ones: ground and water seen at a grazing angle) is added
+    as log-odds (naive Bayes); a pixel is upright where the odds favour it."""
     h, w, _ = image.shape
-    sky, _ = segment_sky(image, cfg)
+    r = max(2, max(h, w) // 96)
+    below = (np.arange(h, dtype=np.float64)[:, None] + 0.5 > v_h) & ~sky
+    odds = np.zeros((h, w), np.float32)  # log-odds of "upright"
+    if "colour" in cues:
+        odds += COLOUR_WEIGHT * _logit(1 - box(colour_ground_probability(image, sky, v_h), r))
+    if "vertical" in cues:
+        odds += _logit(np.clip((vertical_structure(image, max(1, r // 2)) - 0.2) / 0.6, 0, 1))
+    if "stands-above" in cues:
+        odds += STANDS_WEIGHT * stands_above(image, sky, v_h, max(1.0, max(h, w) / SIGMA_DIV))
+    return below * np.clip(0.5 - odds / 2.0, 0, 1)
+
+
+def landscape_prior(image: np.ndarray, cfg: DepthConfig, cues: frozenset[str] = CUES) -> tuple[np.ndarray, dict]:
+    """image (H, W, 3) float in [0, 1] -> (depth (H, W) float32, info). `cues` switches steps off (ablation)."""
+    h, w, _ = image.shape
+    sky = segment_sky(image, cfg)[0] if "sky" in cues else np.zeros((h, w), bool)
     v_h = horizon_row(sky)
-    far_ground = cfg.max_ground_depth * cfg.near
-    far_sky = cfg.sky_depth * cfg.near
-    v = np.arange(h, dtype=np.float64) + 0.5
-    denom = v - v_h
-    ground = np.where(denom > 0, cfg.near * (h - v_h) / np.maximum(denom, 1e-6), np.inf)
-    ground = np.clip(ground, cfg.near, far_ground)
-    depth = np.repeat(ground[:, None], w, axis=1)
-    # aerial perspective above the horizon: hazier (brighter, less saturated) means farther
-    sat = image.max(-1) - image.min(-1)
-    haze = np.clip(image.mean(-1) - sat, 0, 1)
-    above = v[:, None] < v_h
-    depth = np.where(above & ~sky, far_ground * (1.0 + 0.3 * haze), depth)
-    disparity = 1.0 / depth
-    r = max(2, int(cfg.guided_radius * max(h, w) / 384))
-    disparity = guided_filter(image, disparity, r, cfg.guided_eps * float(disparity.var() + 1e-12) * 50)
-    disparity = np.clip(disparity, 1.0 / far_ground / 1.3, 1.0 / cfg.near)
-    depth = 1.0 / disparity
-    depth = np.where(sky, far_sky, depth)
+    far = cfg.max_ground_depth
+    if "contact" in cues:
+        p_ground = ground_probability(image, sky, v_h, cues)
+        top = farthest_ground_row(p_ground) if "far-ground" in cues else None
+        seen = FARTHEST_GROUND * far  # the farthest ground seen is far, but not infinitely far
+        if top is not None and seen > 1.5 and (seen * top - h) / (seen - 1) > v_h:
+            v_h = min((seen * top - h) / (seen - 1), 0.75 * h)
+            p_ground = p_ground * (np.arange(h)[:, None] + 0.5 > v_h)
+        disp, hanging = contact_scan(p_ground, plane_disparity(h, v_h, far), sky)
+        if "hanging" in cues:
+            disp, sky = resolve_hanging(disp, hanging, sky, image, 1.0 / OCCLUDER_DEPTH, "occluders" in cues)
+        else:
+            sky = sky | hanging
+    else:
+        disp = np.repeat(plane_disparity(h, v_h, far)[:, None], w, axis=1)
+    disp = np.maximum(disp, 1.0 / far)
+    disp = np.where(sky, 1.0 / far, disp)
+    if "edges" in cues:
+        r = max(2, int(cfg.guided_radius * max(h, w) / 384))
+        disp = guided_filter(image, disp, r, cfg.guided_eps * float(disp.var() + 1e-12) * 50)
+    disp = np.clip(disp, 0.5 / far, 1.0 / 0.5)
+    depth = np.where(sky, cfg.sky_depth, 1.0 / disp) * cfg.near
     info = {"sky_fraction": float(sky.mean()), "horizon_row": v_h}
     return depth.astype(np.float32), info
