@@ -9,7 +9,8 @@ import numpy as np
 from landscape4d.cli import main
 from landscape4d.io.video import read_video
 
-TINY = ["--size", "96", "--num-views", "5", "--frames", "8", "--set", "gaussians.iters=20",
+# one thread: the suite runs on a small shared machine (the default is every core this process may use)
+TINY = ["--threads", "1", "--size", "96", "--num-views", "5", "--frames", "8", "--set", "gaussians.iters=20",
         "--set", "gaussians.densify_from=5", "--set", "gaussians.densify_every=5", "--set", "gaussians.densify_until=15",
         "--set", "dynamics.iters=6", "--set", "motion.refine_iters=30", "--set", "animate.sampled_views=2"]
 
