@@ -11,7 +11,8 @@ run folder) is printed and written to OUT/batch.json and OUT/batch.md. Rerunning
 from its last finished stage.
 
 Where it runs (--ray):
-  (default)   a local Ray instance on this machine (also: --ray local): one CPU per task (--cpus-per-task), all of the machine's CPUs,
+  (default)   a local Ray instance on this machine (also: --ray local): one CPU per task (--cpus-per-task, which
+              is also the task's --threads), all the CPUs this process may use,
               no dashboard, bound to the loopback address only
   ADDRESS     connect to a Ray cluster (`ray://host:10001` or `host:6379`); landscape4d must be installed there
   none        one photo after another in this process, without Ray
@@ -85,7 +86,8 @@ def discover_tasks(folder: str | Path, out: str | Path) -> list[BatchTask]:
         by_stem.setdefault(p.stem, []).append(p)
     tasks = []
     for p in photos:
-        labelme, mask_png, hints = folder / f"{p.stem}.json", folder / f"{p.stem}_mask.png", folder / f"{p.stem}_hints.json"
+        labelme, mask_png = folder / f"{p.stem}.json", folder / f"{p.stem}_mask.png"
+        hints = folder / f"{p.stem}_hints.json"
         mask = labelme if labelme.is_file() else mask_png if mask_png.is_file() else None
         task = BatchTask(p.stem, p, mask, hints if hints.is_file() else None, out / p.stem)
         if len(by_stem[p.stem]) > 1:

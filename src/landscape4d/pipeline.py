@@ -323,8 +323,8 @@ def stage_failure(st: Stage, e: BaseException, run_dir: Path, log: Path | None) 
         line = os_error_line(e, run_dir)
     elif isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
         line = f"out of memory ({one_line(e, 200, with_type=True)}); try a smaller --size"
-    elif isinstance(e, (CorruptArtifactError, StageError)):
-        line = one_line(e)
+    elif isinstance(e, (CorruptArtifactError, StageError)):  # messages of ours: whole
+        line = one_line(e, 1000)
     else:
         line = f"failed: {one_line(e, with_type=True)}"
     return StageFailed(st.name, f"{st.name}: {line}", log)

@@ -66,9 +66,13 @@ class RunLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except BaseException:  # e.g. a full disk: give the lock back
+            self.release()
+            raise
         return self
 
     def _take(self, fd: int) -> None:
