@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .camera import Intrinsics
-from .errors import CorruptArtifactError, InputError, StageError
+from .errors import CorruptArtifactError, InputError, StageError, one_line
 from .io.images import read_png
 
 T = TypeVar("T")
@@ -86,7 +86,7 @@ def read_artifact(path: Path, reader: Callable[[Path], T], run_dir: Path, stage:
     except InputError as e:
         problem, path = e.problem, Path(e.path or path)
     except Exception as e:  # np.load, PIL, json: each raises its own kinds on truncated or corrupt files
-        problem = f"unreadable, truncated or corrupt ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+        problem = f"unreadable, truncated or corrupt ({one_line(e, 200, with_type=True)})"
     raise CorruptArtifactError(path, problem, remake_command(run_dir, stage)) from None
 
 

@@ -406,7 +406,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
                             cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
         code, _ = run_batch(args.folder, args.out, opts)
     except (BatchUsageError, ValueError) as e:
-        print(f"landscape4d: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"landscape4d: error: {one_line(e, 1000)}", file=sys.stderr)
         return 2
     return code
 

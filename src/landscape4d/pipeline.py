@@ -463,11 +463,18 @@ class Pipeline:
         except BaseException as e:
             self._stage_failed(st, e, tmp)
         shutil.rmtree(old, ignore_errors=True)
-        (self.run_dir / "logs" / f"error-{st.name}.txt").unlink(missing_ok=True)  # an earlier failure, now fixed
+        self._forget_failure(st)
         self.report["stages"][st.name] = entry
         write_json(self.run_dir / "report.json", self.report)
         self._set_state(st.name, "done")
         self.log(f"[landscape4d] {st.name}: done in {seconds:.1f} s (peak {entry['peak_rss_mb']:.0f} MB)")
+
+    def _forget_failure(self, st: Stage) -> None:
+        """The stage succeeded: its error log of an earlier failure goes (and logs/ when that was the last)."""
+        logs = self.run_dir / "logs"
+        (logs / f"error-{st.name}.txt").unlink(missing_ok=True)
+        if logs.is_dir() and not any(logs.iterdir()):
+            logs.rmdir()
 
     def _stage_failed(self, st: Stage, e: BaseException, tmp: Path) -> None:
         """Clean up after a stage that raised, record it, and raise StageFailed (Ctrl-C and exit pass through)."""
