@@ -12,7 +12,8 @@ from landscape4d.io.video import read_video
 # one thread: the suite runs on a small shared machine (the default is every core this process may use)
 TINY = ["--threads", "1", "--size", "96", "--num-views", "5", "--frames", "8",
         "--set", "gaussians.iters=20", "--set", "gaussians.densify_from=5", "--set", "gaussians.densify_every=5",
-        "--set", "gaussians.densify_until=15", "--set", "dynamics.iters=6", "--set", "motion.refine_iters=30", "--set", "animate.sampled_views=2"]
+        "--set", "gaussians.densify_until=15", "--set", "dynamics.iters=6", "--set", "motion.refine_iters=30",
+        "--set", "animate.sampled_views=2"]
 
 
 def test_run_end_to_end_and_render_from_scene_file(demo_input, tmp_path, capsys):
