@@ -163,7 +163,8 @@ def test_sequential_batch(photo_folder, tmp_path, capsys):
 
 
 def test_a_crashing_photo_does_not_stop_the_others(photo_folder, tmp_path, monkeypatch, capsys):
-    """An unexpected exception in one photo's stage (a bug) is recorded with its traceback in that photo's log."""
+    """An unexpected exception in one photo's stage (a bug) is recorded with its traceback in that photo's
+    RUN/logs/error-depth.txt, named in the table."""
     import landscape4d.stages.depth as depth_stage
 
     real = depth_stage.run
@@ -177,8 +178,10 @@ def test_a_crashing_photo_does_not_stop_the_others(photo_folder, tmp_path, monke
     out = tmp_path / "out"
     assert run_cli([str(photo_folder), "-o", str(out), "--ray", "none", *CHEAP]) == 1
     rows = {Path(t["photo"]).name: t for t in json.loads((out / "batch.json").read_text())["tasks"]}
-    assert rows["meadow.png"]["status"] == "failed" and rows["meadow.png"]["error"] == "RuntimeError: boom"
-    assert "Traceback" in Path(rows["meadow.png"]["log"]).read_text()
+    log = out / "meadow" / "logs" / "error-depth.txt"
+    assert rows["meadow.png"]["status"] == "failed" and rows["meadow.png"]["exit_code"] == 1
+    assert rows["meadow.png"]["error"] == f"depth: failed: RuntimeError: boom (traceback in {log})"
+    assert "Traceback" in log.read_text() and "Traceback" not in Path(rows["meadow.png"]["log"]).read_text()
     assert rows["river.png"]["status"] == "ok"
     capsys.readouterr()
 

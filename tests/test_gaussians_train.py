@@ -266,3 +266,96 @@ def test_render_model_overrides():
     b = rasterize(moved, init.quats, init.scales, torch.full((init.num,), 0.5), init.sh,
                   viewmat_from_c2w(c2w), torch.as_tensor(K, dtype=torch.float32), 24, 24).color
     assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the parts of fit_gaussians: schedule, densification strategy, step
+
+
+def test_schedule_lr_degree_and_view_order():
+    from landscape4d.gaussians.train import Schedule
+
+    s = Schedule(iters=100, lr0=1e-2, lr1=1e-4, max_degree=2, sh_up_every=30, input_view_every=4, num_views=3,
+                 rng=np.random.default_rng(5))
+    assert s.means_lr(0) == pytest.approx(1e-2) and s.means_lr(100) == pytest.approx(1e-4)
+    assert s.means_lr(50) == pytest.approx(1e-3)  # exponential: the geometric mean half way
+    assert [s.sh_degree(i) for i in (1, 30, 31, 61, 99)] == [0, 0, 1, 2, 2]
+    order = [s.next_view(i) for i in range(1, 13)]
+    assert order[3] == order[7] == order[11] == 0  # the photo every 4th iteration
+    rest = [v for i, v in enumerate(order, 1) if i % 4]
+    assert sorted(rest[:3]) == sorted(rest[3:6]) == [0, 1, 2]  # every view once per permutation
+    assert Schedule(iters=5, lr0=1.0, lr1=1.0, max_degree=0).sh_degree(1000) == 0
+
+
+def _strategy_params(n: int):
+    p = _params(n, seed=7)
+    with torch.no_grad():
+        p["log_scales"][:] = math.log(0.01)
+        p["opacity_logits"][:] = 3.0
+    return p
+
+
+def test_strategy_densifies_and_resets_at_its_steps():
+    from landscape4d.gaussians.strategy import DensifyStrategy
+    from landscape4d.gaussians.types import RasterOutput
+
+    strat = DensifyStrategy(extent=1.0, densify_from=2, densify_until=7, densify_every=2, grad_threshold=1e-4,
+                            percent_dense=0.1, opacity_reset_every=4)
+    assert [s for s in range(1, 10) if strat.densifies_at(s)] == [2, 4, 6]
+    assert [s for s in range(1, 10) if strat.resets_at(s)] == [4]
+    p = _strategy_params(5)
+    opt = _adam(p)
+    state = strat.initialize_state(5)
+    means2d = torch.zeros(5, 2, requires_grad=True)
+    means2d.grad = torch.tensor([[1e-3, 0], [0, 0], [1e-3, 0], [0, 0], [0, 0]])
+    out = RasterOutput(color=torch.zeros(2, 2, 3), alpha=torch.zeros(2, 2, 1), depth=torch.zeros(2, 2, 1),
+                       means2d=means2d, radii=torch.ones(5))
+    strat.step_post_backward(state, 1, out, 2, 2)
+    assert state.stats.count.tolist() == [1, 1, 1, 1, 1]
+    p = strat.step_post_update(opt, p, state, 1)  # not a densification step: nothing happens
+    assert p["means"].shape[0] == 5 and state.log == []
+    p = strat.step_post_update(opt, p, state, 2)
+    assert p["means"].shape[0] == 7 and state.log == [{"iter": 2, "cloned": 2, "split": 0, "pruned": 0, "num": 7}]
+    assert state.stats.count.shape == (7,) and state.stats.count.sum() == 0  # statistics start again
+    p = strat.step_post_update(opt, p, state, 4)  # densify (no gradients: nothing), then the opacity reset
+    assert state.resets == 1 and torch.all(torch.sigmoid(p["opacity_logits"]) <= 0.01 + 1e-6)
+    strat.step_post_backward(state, 7, out, 2, 2)  # past densify_until: no statistics
+    assert state.stats.count.sum() == 0
+
+
+# Recorded from fit_gaussians before it was split into Schedule / DensifyStrategy / train_step (commit 176ee77),
+# torch CPU, one thread: the refactored fit must give the same result (it matched bit for bit when it was made).
+OLD_FIT = {
+    "final_loss": 0.40686577558517456, "psnr": [8.265391377149411, 8.383560107314537, 8.317807635638134],
+    "num": 1189, "means_sum": 3373.4520925821416, "sh_sum": 137.56342923081775, "opac_sum": -4980.481735229492,
+    "densify": [{"iter": 8, "cloned": 3, "split": 544, "pruned": 0, "num": 1181},
+                {"iter": 16, "cloned": 1, "split": 18, "pruned": 0, "num": 1200},
+                {"iter": 24, "cloned": 0, "split": 0, "pruned": 5, "num": 1195},
+                {"iter": 32, "cloned": 2, "split": 3, "pruned": 11, "num": 1189}],
+    "views": [1, 1, 0, 1, 0, 0, 2, 0, 2, 0, 1, 0, 2, 0, 0, 1, 1, 2, 2, 0, 1, 2, 0, 1, 0, 2, 2, 1, 2, 0, 2, 1, 0, 0,
+              0, 1, 0, 0, 1, 0],
+}
+
+
+def test_refactored_fit_gives_the_recorded_result():
+    """Clone, split, prune (by opacity and, after the opacity reset, by screen radius), the Gaussian cap, SH degree 1
+    switched on, two views per step, the photo every 5th step and a weighted view, with a fixed seed."""
+    torch.manual_seed(0)
+    init, views = _synthetic_scene(size=24, n_views=3)
+    w = np.ones((24, 24), np.float32)
+    w[:, :4] = 0.25
+    views[1].weight = w
+    colors = np.random.default_rng(1).random((init.num, 3)).astype(np.float32)
+    init = GaussianModel.from_points(init.means.numpy(), colors, sh_degree=1)
+    cfg = GaussiansConfig(backend="torch", iters=40, sh_degree=1, sh_up_every=12, densify_from=8, densify_until=33,
+                          densify_every=8, densify_grad_threshold=1e-4, percent_dense=0.02, prune_opacity=0.008,
+                          opacity_reset_every=16, batch_views=2, input_view_every=5, lr_means=1e-3,
+                          lr_means_final=1e-5, max_gaussians=1200, prune_screen_radius=8.0)
+    seen = []
+    model, m = fit_gaussians(init, views, cfg, progress=False, seed=3,
+                             callback=lambda it, mod, info: seen.append(info["view"]))
+    assert m["densify"] == OLD_FIT["densify"] and seen == OLD_FIT["views"] and model.num == OLD_FIT["num"]
+    assert m["final_loss"] == pytest.approx(OLD_FIT["final_loss"], rel=1e-5)
+    assert m["psnr"] == pytest.approx(OLD_FIT["psnr"], rel=1e-5)
+    for key, t in (("means_sum", model.means), ("sh_sum", model.sh), ("opac_sum", model.opacity_logits)):
+        assert float(t.double().sum()) == pytest.approx(OLD_FIT[key], rel=1e-5), key

@@ -9,9 +9,11 @@ import numpy as np
 from landscape4d.cli import main
 from landscape4d.io.video import read_video
 
-TINY = ["--size", "96", "--num-views", "5", "--frames", "8", "--set", "gaussians.iters=20",
-        "--set", "gaussians.densify_from=5", "--set", "gaussians.densify_every=5", "--set", "gaussians.densify_until=15",
-        "--set", "dynamics.iters=6", "--set", "motion.refine_iters=30", "--set", "animate.sampled_views=2"]
+# one thread: the suite runs on a small shared machine (the default is every core this process may use)
+TINY = ["--threads", "1", "--size", "96", "--num-views", "5", "--frames", "8",
+        "--set", "gaussians.iters=20", "--set", "gaussians.densify_from=5", "--set", "gaussians.densify_every=5",
+        "--set", "gaussians.densify_until=15", "--set", "dynamics.iters=6", "--set", "motion.refine_iters=30",
+        "--set", "animate.sampled_views=2"]
 
 
 def test_run_end_to_end_and_render_from_scene_file(demo_input, tmp_path, capsys):
@@ -19,7 +21,15 @@ def test_run_end_to_end_and_render_from_scene_file(demo_input, tmp_path, capsys)
     argv = ["run", str(demo_input["image"]), "--mask", str(demo_input["mask"]), "--hints",
             str(demo_input["hints"]), "-o", str(run)] + TINY
     assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out  # the summary: videos, scene file, the viewer command
+    assert f"videos:  {run / 'render'}/ (circle.mp4, side.mp4, up-down.mp4, zoom-in.mp4)" in out
+    assert f"scene:   {run / 'dynamics' / 'scene4d.safetensors'}" in out and f"landscape4d view {run}" in out
+    # device and threads say how to compute, not what: a rerun with others finds every stage current
+    assert main(["run", "-o", str(run), "--device", "cpu", "--threads", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("unchanged, skipped") == 7 and ": running" not in err, err
     report = json.loads((run / "report.json").read_text())
+    assert report["threads"] == 2 and report["device"] == "cpu"
     for stage in ("depth", "views", "motion", "gaussians", "animate", "dynamics", "render"):
         entry = report["stages"][stage]
         assert entry["seconds"] > 0 and entry["peak_rss_mb"] > 0, stage
@@ -60,7 +70,8 @@ def test_ablations_report_the_papers_tables(demo_input, tmp_path, capsys):
 
     assert main(["dynamics", "-o", str(run), "--all-views"]) == 0, capsys.readouterr().err
     report = json.loads((run / "report.json").read_text())
-    assert report["stages"]["gaussians"]["metrics"]["iters"] == 0
+    assert report["stages"]["gaussians"]["metrics"]["iters"] == 0  # single stage: no stage-1 fit
+    assert report["config"]["gaussians"]["iters"] == 20  # ... without touching the config (--no-ablations undoes it)
     assert len(report["stages"]["animate"]["metrics"]["views"]) == 5
     dyn = report["stages"]["dynamics"]["metrics"]
     assert dyn["mode"] == "single-stage" and dyn["iters"] == 9 and len(dyn["trained_on_views"]) == 5

@@ -70,8 +70,9 @@ def depth_run(demo_input, tmp_path) -> Path:
 
 
 def test_full_disk_inside_a_stage(demo_input, depth_run, monkeypatch, capsys):
-    """ENOSPC while the views stage writes its transforms.json: one line naming the file, exit 2, the earlier stage
-    unchanged, no temporary folder left; the same command succeeds once there is space again."""
+    """ENOSPC while the views stage writes its transforms.json: one line naming the file, exit 1 (a failure inside a
+    stage), the earlier stage unchanged, no temporary folder left; the same command succeeds once there is space
+    again."""
     import landscape4d.stages.views as vstage
 
     real = vstage.write_json
@@ -87,7 +88,7 @@ def test_full_disk_inside_a_stage(demo_input, depth_run, monkeypatch, capsys):
     capsys.readouterr()
     code = main(demo_argv(demo_input, "views", depth_run))
     line = one_error_line(capsys.readouterr().err)
-    assert code == 2
+    assert code == 1
     assert "No space left on device" in line and str(depth_run / "views" / "transforms.json") in line
     assert tree_digest(depth_run, only=("input", "depth")) == before
     assert not (depth_run / "views").exists() and leftovers(depth_run) == []
@@ -116,7 +117,7 @@ def test_full_disk_rerunning_a_finished_stage_keeps_it(demo_input, views_run, mo
 
     monkeypatch.setattr(vstage, "save_png", save_png_then_full)
     capsys.readouterr()
-    assert main(demo_argv(demo_input, "views", views_run) + ["--force"]) == 2
+    assert main(demo_argv(demo_input, "views", views_run) + ["--force"]) == 1
     assert "No space left on device" in one_error_line(capsys.readouterr().err)
     assert tree_digest(views_run, only=("views",)) == before and leftovers(views_run) == []
 
@@ -134,7 +135,7 @@ def small_tmpfs(tmp_path):
 
 
 def test_really_full_disk(demo_input, small_tmpfs, capsys):
-    """A real full file system (tmpfs): depth fits, then the disk is filled and views fails cleanly."""
+    """A real full file system (tmpfs): depth fits, then the disk is filled and the views command fails cleanly."""
     run = small_tmpfs / "run"
     assert main(demo_argv(demo_input, "depth", run)) == 0
     before = tree_digest(run, only=("input", "depth"))
@@ -149,7 +150,8 @@ def test_really_full_disk(demo_input, small_tmpfs, capsys):
     capsys.readouterr()
     code = main(demo_argv(demo_input, "views", run))
     err = capsys.readouterr().err
-    assert code == 2 and "No space left on device" in one_error_line(err)
+    line = one_error_line(err)  # the lock and input/ are written first: refused before any stage ran, so exit 2
+    assert code == 2 and "No space left on device" in line and str(run) in line
     assert tree_digest(run, only=("input", "depth")) == before
     assert not (run / "views").exists() and leftovers(run) == []
     filler.unlink()
@@ -200,12 +202,12 @@ def fail_json_write(monkeypatch, module, name: str, err: int) -> None:
 
 
 def test_state_file_not_writable_inside_pipeline(demo_input, views_run, monkeypatch, capsys):
-    """EACCES from the pipeline's own bookkeeping (state.json) is a one-line StageError too."""
+    """EACCES from the pipeline's own bookkeeping (state.json) is a one-line error too (exit 1: stages had begun)."""
     import landscape4d.pipeline as pipeline
 
     fail_json_write(monkeypatch, pipeline, "state.json", errno.EACCES)
     capsys.readouterr()
-    assert main(demo_argv(demo_input, "views", views_run) + ["--force"]) == 2
+    assert main(demo_argv(demo_input, "views", views_run) + ["--force"]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert "state.json" in line and "not writable" in line and leftovers(views_run) == []
 

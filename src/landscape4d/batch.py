@@ -11,7 +11,8 @@ run folder) is printed and written to OUT/batch.json and OUT/batch.md. Rerunning
 from its last finished stage.
 
 Where it runs (--ray):
-  (default)   a local Ray instance on this machine (also: --ray local): one CPU per task (--cpus-per-task), all of the machine's CPUs,
+  (default)   a local Ray instance on this machine (also: --ray local): one CPU per task (--cpus-per-task, which
+              is also the task's --threads), all the CPUs this process may use,
               no dashboard, bound to the loopback address only
   ADDRESS     connect to a Ray cluster (`ray://host:10001` or `host:6379`); landscape4d must be installed there
   none        one photo after another in this process, without Ray
@@ -31,6 +32,8 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .errors import one_line
 
 PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 LOG_NAME = "batch.log"
@@ -83,7 +86,8 @@ def discover_tasks(folder: str | Path, out: str | Path) -> list[BatchTask]:
         by_stem.setdefault(p.stem, []).append(p)
     tasks = []
     for p in photos:
-        labelme, mask_png, hints = folder / f"{p.stem}.json", folder / f"{p.stem}_mask.png", folder / f"{p.stem}_hints.json"
+        labelme, mask_png = folder / f"{p.stem}.json", folder / f"{p.stem}_mask.png"
+        hints = folder / f"{p.stem}_hints.json"
         mask = labelme if labelme.is_file() else mask_png if mask_png.is_file() else None
         task = BatchTask(p.stem, p, mask, hints if hints.is_file() else None, out / p.stem)
         if len(by_stem[p.stem]) > 1:
@@ -115,15 +119,10 @@ def _error_line(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def _one_line(e: BaseException) -> str:
-    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def run_task(photo: str, run_dir: str, argv: list[str], threads: int | None = None) -> dict:
     """Run one photo's command in this process, its output streamed to RUN/batch.log. Never raises: returns a
-    TaskResult as a dict (status ok or failed, seconds, the error line)."""
+    TaskResult as a dict (status ok or failed, seconds, the error line). threads: its CPU threads (--threads),
+    e.g. a Ray task's CPUs; default: the cores this process may use."""
     from .cli import main
 
     run = Path(run_dir)
@@ -132,11 +131,9 @@ def run_task(photo: str, run_dir: str, argv: list[str], threads: int | None = No
     code: int | None = None
     error: str | None = None
     saved_argv = sys.argv
+    if threads:
+        argv = [*argv, "--threads", str(max(1, int(threads)))]
     try:
-        if threads:
-            import torch
-
-            torch.set_num_threads(max(1, int(threads)))
         run.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w", buffering=1) as log:  # line-buffered: `tail -f` shows the progress
             log.write(f"$ landscape4d {' '.join(argv)}\n")
@@ -148,7 +145,7 @@ def run_task(photo: str, run_dir: str, argv: list[str], threads: int | None = No
                     code = e.code if isinstance(e.code, int) else 2
                 except Exception as e:  # a bug in a stage: recorded, the batch goes on
                     traceback.print_exc(file=log)
-                    error, code = _one_line(e), 1
+                    error, code = one_line(e, with_type=True), 1
     except OSError as e:  # the run folder or its log cannot be written
         error, code, log_path = f"{run}: cannot write the run folder ({e.strerror or e})", 2, None
     finally:
@@ -231,15 +228,17 @@ def _start_ray(opts: BatchOptions):
         if local:
             import torch
 
-            ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            from .device import available_cores
+
+            ncpu = available_cores()
             ray.init(num_cpus=ncpu, num_gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      object_store_memory=128 * 2**20)
         else:
             ray.init(address=opts.ray, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as e:
-        raise BatchUsageError(f"cannot start or reach Ray at {opts.ray or 'a local instance'}: {_one_line(e)}") \
-            from None
+        where = opts.ray or "a local instance"
+        raise BatchUsageError(f"cannot start or reach Ray at {where}: {one_line(e, with_type=True)}") from None
     return ray
 
 
@@ -273,7 +272,7 @@ def run_ray(tasks: list[BatchTask], opts: BatchOptions, log) -> tuple[list[dict]
                 results[i] = _failed(t, t.problem)
                 _log_result(results[i], t, log)
             else:
-                refs[remote.remote(str(t.photo), str(t.run_dir), task_argv(t, opts), threads)] = i
+                refs[remote.remote(str(t.photo), str(t.run_dir), task_argv(t, opts), threads)] = i  # --threads
         pending = list(refs)
         try:
             while pending:
@@ -283,7 +282,7 @@ def run_ray(tasks: list[BatchTask], opts: BatchOptions, log) -> tuple[list[dict]
                     try:
                         results[i] = ray.get(ref)
                     except Exception as e:  # the worker died (killed, out of memory) or Ray failed
-                        results[i] = _failed(tasks[i], _one_line(e))
+                        results[i] = _failed(tasks[i], one_line(e, with_type=True))
                     _log_result(results[i], tasks[i], log)
         except KeyboardInterrupt:
             for ref in pending:
@@ -407,7 +406,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
                             cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
         code, _ = run_batch(args.folder, args.out, opts)
     except (BatchUsageError, ValueError) as e:
-        print(f"landscape4d: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"landscape4d: error: {one_line(e, 1000)}", file=sys.stderr)
         return 2
     return code
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
 
 from . import __version__
-from .config import DEPTH_BACKENDS, DEVICES, PRESETS, TRAJECTORIES, RunConfig, apply_overrides, config_from_dict, preset
-from .errors import InputError, StageError
+from .config import (ABLATIONS_OFF, DEPTH_BACKENDS, DEVICES, PRESETS, TRAJECTORIES, RunConfig, apply_overrides,
+                     config_from_dict, preset)
+from .errors import InputError, StageError, StageFailed, one_line
 from .pipeline import STAGE_NAMES
 
 MOTION_STAGES = {"motion", "animate", "dynamics", "render", "run"}
@@ -25,12 +28,14 @@ def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--mask", help="motion mask PNG or labelme JSON (3D-Cinemagraphy format)")
     p.add_argument("--hints", help="motion hints JSON: {hints: [{start, end}], direction, speed}")
     p.add_argument("-o", "--out", required=True, help="run folder")
-    p.add_argument("--preset", choices=PRESETS, help="preview (CPU minutes, default) or full (GPU quality)")
+    p.add_argument("--preset", choices=PRESETS, help="preview (CPU minutes, default) or full (GPU quality); on a "
+                                                     "rerun: start again from the preset (drops earlier --set, "
+                                                     "ablations)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config value, e.g. --set gaussians.iters=500 (repeatable)")
+                   help="override any config value, e.g. --set gaussians.iters=500 (repeatable); kept for reruns")
     p.add_argument("--size", type=int, help="working size: long side in pixels")
-    p.add_argument("--device", choices=DEVICES)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default 1; 0 = torch's default)")
+    p.add_argument("--device", choices=DEVICES, help="auto (CUDA when present, default), cpu or cuda; this run only")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use); this run only")
     p.add_argument("--depth-backend", choices=DEPTH_BACKENDS)
     p.add_argument("--depth-model", help="Depth Anything V2: hub id or local model directory")
     p.add_argument("--depth-file", help="depth/disparity map (.npy or 16-bit PNG) for --depth-backend file")
@@ -46,6 +51,8 @@ def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
     p.add_argument("--ablations", action="store_true",
                    help="also train the no-motion-init and single-stage variants; report.json gets the paper's "
                         "Table III (flow EPE) and Table IV (stage times)")
+    p.add_argument("--no-ablations", action="store_true",
+                   help="turn the ablation flags of earlier runs of this folder off again")
     p.add_argument("--trajectory", action="append", choices=TRAJECTORIES, help="render only these (repeatable)")
     p.add_argument("--custom-path", help="JSON list of 4x4 camera-to-world poses to render as 'custom'")
     p.add_argument("--force", action="store_true", help="rerun the named stage even if unchanged")
@@ -84,12 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def load_saved_config(path: Path) -> RunConfig:
+    """RUN/config.json as the starting point of a rerun. `device` and `threads` are not taken from it: they say how
+    to compute on this machine, for this command only."""
+    try:
+        cfg = config_from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise InputError(path, f"not a readable run config ({one_line(e, 120, with_type=True)}); give --preset to "
+                               "start from a preset instead") from None
+    cfg.device, cfg.threads = RunConfig.device, RunConfig.threads
+    return cfg
+
+
 def resolve_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
+    """The config of this command: a new photo or --preset starts from the preset; a rerun from RUN/config.json
+    (earlier --set and ablation flags included). Flags and --set apply on top."""
     saved = run_dir / "config.json"
     if args.photo is None and args.preset is None and saved.exists():
-        import json
-
-        cfg = config_from_dict(json.loads(saved.read_text()))
+        cfg = load_saved_config(saved)
     else:
         cfg = preset(args.preset or "preview")
     flags = {"size": args.size, "device": args.device, "threads": args.threads, "depth.backend": args.depth_backend,
@@ -99,15 +118,30 @@ def resolve_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.direction is not None:
         overrides.append(f"motion.direction=[{args.direction}]")
+    if args.no_ablations:
+        if args.no_motion_init or args.all_views or args.ablations:
+            raise ValueError("--no-ablations turns the ablation flags off: give it without --no-motion-init, "
+                             "--all-views or --ablations")
+        overrides += list(ABLATIONS_OFF)
     if args.no_motion_init:
         overrides.append("dynamics.motion_init=false")
-    if args.all_views:
-        overrides += ["dynamics.all_views=true", "animate.all_views=true", "gaussians.iters=0"]
+    if args.all_views:  # the single-stage ablation (the gaussians stage then skips its fit: see stages/gaussians.py)
+        overrides += ["dynamics.all_views=true", "animate.all_views=true"]
     if args.ablations:
         overrides.append("dynamics.ablations=true")
     if args.trajectory:
         overrides.append(f"render.trajectories={','.join(args.trajectory)}")
     return apply_overrides(cfg, overrides + list(args.set))
+
+
+def error_exit(e: BaseException | str, code: int) -> int:
+    """Print the one line of an error; return its exit code."""
+    print(f"landscape4d: error: {one_line(e, 1000)}", file=sys.stderr)
+    return code
+
+
+def os_error_text(e: OSError, path: Path) -> str:
+    return f"{e.filename or path}: {e.strerror or one_line(e)}"
 
 
 def cmd_render_scene(args: argparse.Namespace) -> int:
@@ -117,12 +151,13 @@ def cmd_render_scene(args: argparse.Namespace) -> int:
     from .dynamics.scene_file import load_scene4d
     from .gaussians.rasterize import resolve_backend
     from .io.atomic import write_json
-    from .pipeline import PeakMemory, resolve_device, versions
+    from .pipeline import PeakMemory, check_environment, resolve_device, versions
     from .render import render_paths
 
     out = Path(args.out)
     try:
         cfg = resolve_config(args, out)
+        check_environment(cfg, ["render"])
         device = resolve_device(cfg.device)
         scene, header = load_scene4d(args.scene, device)
         out.mkdir(parents=True, exist_ok=True)
@@ -130,11 +165,9 @@ def cmd_render_scene(args: argparse.Namespace) -> int:
         with PeakMemory() as mem:
             info = render_paths(scene, header, cfg.render, out, resolve_backend(cfg.gaussians.backend, device))
     except (InputError, ValueError, StageError) as e:
-        print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
-        return 2
+        return error_exit(e, 2)
     except OSError as e:
-        print(f"landscape4d: error: {e.filename or out}: {e.strerror or _one_line(e)}", file=sys.stderr)
-        return 2
+        return error_exit(os_error_text(e, out), 2)
     write_json(out / "report.json", {"command": sys.argv, "scene": str(args.scene), "config": cfg.to_dict(),
                                      "versions": versions(), "render": {"seconds": round(time.perf_counter() - t0, 3),
                                                                         **mem.report(), "paths": info}})
@@ -142,39 +175,76 @@ def cmd_render_scene(args: argparse.Namespace) -> int:
     return 0
 
 
+def prepare_stage_command(args: argparse.Namespace, run_dir: Path, target: str):
+    """Everything a stage command can get wrong, checked before anything is written: the config, the config against
+    this machine and each stage's own check, the photo, mask and hints. -> (config, the prepared input or None)."""
+    from .inputs import prepare_input
+    from .pipeline import preflight
+
+    cfg = resolve_config(args, run_dir)
+    inp = None
+    if args.photo is not None:
+        preflight(cfg, target, force=args.force)
+        inp = prepare_input(args.photo, args.mask, args.hints, cfg, args.command in MOTION_STAGES)
+    elif not (run_dir / "input" / "image.png").exists():
+        raise InputError(run_dir, "no photo given and this run folder has no input yet")
+    else:
+        preflight(cfg, target, run_dir, force=args.force)
+    return cfg, inp
+
+
 def cmd_stage(args: argparse.Namespace) -> int:
-    from .inputs import prepare_input, write_input
+    """A stage command (or `run`): exit 0; 2 for bad input, found before anything is written (no folder made);
+    1 when a stage fails (one line naming RUN/logs/error-<stage>.txt; the finished stages are kept)."""
+    from .inputs import write_input
     from .io.atomic import write_json
     from .pipeline import Pipeline
+    from .runlock import RunLock
 
     run_dir = Path(args.out)
+    target = "render" if args.command == "run" else args.command
+    try:
+        cfg, inp = prepare_stage_command(args, run_dir, target)
+    except (InputError, ValueError) as e:
+        return error_exit(e, 2)
     created = not run_dir.exists()
     try:
-        cfg = resolve_config(args, run_dir)
-        target = "render" if args.command == "run" else args.command
-        if args.photo is not None:
-            inp = prepare_input(args.photo, args.mask, args.hints, cfg, args.command in MOTION_STAGES)
-            _check_writable(run_dir)
-            write_input(run_dir, inp)
-            if inp.meta.get("note"):
-                print(f"[landscape4d] note: {inp.meta['note']}", file=sys.stderr)
-        elif not (run_dir / "input" / "image.png").exists():
-            raise InputError(run_dir, "no photo given and this run folder has no input yet")
-        write_json(run_dir / "config.json", cfg.to_dict())
-        Pipeline(run_dir, cfg).run(target, force=args.force)
-    except (InputError, ValueError) as e:
-        if created and run_dir.exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except StageError as e:
-        print(f"landscape4d: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"landscape4d: error: {e.filename or run_dir}: {e.strerror or _one_line(e)}", file=sys.stderr)
-        return 2
-    print(f"[landscape4d] {target}: finished; outputs in {run_dir}", file=sys.stderr)
+        _check_writable(run_dir)
+        with RunLock(run_dir):
+            if inp is not None:
+                write_input(run_dir, inp)
+                if inp.meta.get("note"):
+                    print(f"[landscape4d] note: {inp.meta['note']}", file=sys.stderr)
+            write_json(run_dir / "config.json", cfg.to_dict())
+            Pipeline(run_dir, cfg).run(target, force=args.force)
+    except (InputError, ValueError, StageFailed, StageError, OSError) as e:
+        from .errors import RunInUseError
+
+        if created and not isinstance(e, RunInUseError):
+            remove_if_nothing_finished(run_dir)
+        if isinstance(e, OSError):
+            return error_exit(os_error_text(e, run_dir), 2)
+        return error_exit(e, getattr(e, "exit_code", 2))
+    print_summary(run_dir, target)
     return 0
+
+
+def remove_if_nothing_finished(run_dir: Path) -> None:
+    """Remove a run folder this command made when no stage finished in it and no error log was written there."""
+    if not (run_dir / "logs").exists() and not any((run_dir / s / ".stage.json").exists() for s in STAGE_NAMES):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def print_summary(run_dir: Path, target: str) -> None:
+    """Where the results are; after `run` (or `render`), the videos, the scene file and the viewer command."""
+    if target != "render":
+        print(f"[landscape4d] {target}: finished; outputs in {run_dir}", file=sys.stderr)
+        return
+    videos = sorted(p.name for p in (run_dir / "render").glob("*.mp4"))
+    print(f"landscape4d: finished; everything is in {run_dir}\n"
+          f"  videos:  {run_dir / 'render'}/ ({', '.join(videos) or 'none'})\n"
+          f"  scene:   {run_dir / 'dynamics' / 'scene4d.safetensors'}\n"
+          f"  look at it in the browser:  landscape4d view {shlex.quote(str(run_dir))}", flush=True)
 
 
 def _check_writable(run_dir: Path) -> None:
@@ -185,10 +255,6 @@ def _check_writable(run_dir: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise InputError(run_dir, f"cannot write the run folder ({e.strerror or e})") from None
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,17 +1,22 @@
 """Typed configs for every stage, and the presets.
 
 `preview` runs in CPU minutes at a small working size; `full` is meant for a GPU at higher resolution.
-Each stage reads only its own section (plus `RunConfig.size`/`device`/`seed`), and the stage cache hashes that
-section, so changing one value reruns exactly the stages that depend on it.
+Each stage declares what it reads (whole sections such as "animate", or single values such as "gaussians.backend";
+`size` and `seed` always) and sees the config through a `ConfigView` that refuses anything else, and the stage cache
+hashes exactly those values, so changing one value reruns exactly the stages that read it (and those after them).
+`device` and `threads` say how to compute, not what: no stage reads them and no cache key holds them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+
+from .errors import UndeclaredConfigError
 
 PRESETS = ("preview", "full")
 TRAJECTORIES = ("up-down", "zoom-in", "side", "circle")
@@ -145,7 +150,7 @@ class RunConfig:
     max_input_pixels: int = 40_000_000  # larger inputs are refused
     min_input_side: int = 64
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 1  # torch CPU threads; more threads than idle cores made training 40x slower on a busy 2-core VM
+    threads: int = 0  # torch CPU threads; 0 = the cores this process may use (its CPU affinity)
     seed: int = 0
     depth: DepthConfig = field(default_factory=DepthConfig)
     views: ViewsConfig = field(default_factory=ViewsConfig)
@@ -160,6 +165,70 @@ class RunConfig:
 
     def section(self, name: str) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(getattr(self, name))))
+
+
+# top-level values every stage's results depend on (in every cache key, readable by every stage)
+KEYED_TOP_LEVEL = ("size", "seed")
+# the ablation switches and their normal values (`--no-ablations` sets these)
+ABLATIONS_OFF = ("dynamics.motion_init=true", "dynamics.all_views=false", "animate.all_views=false",
+                 "dynamics.ablations=false")
+
+
+def declared_values(cfg: RunConfig, reads: tuple[str, ...]) -> dict[str, Any]:
+    """The values named by `reads` ("section" or "section.key"), plus size and seed, as JSON-able data: what a
+    stage's cache key holds."""
+    out: dict[str, Any] = {k: getattr(cfg, k) for k in KEYED_TOP_LEVEL}
+    for name in reads:
+        section, _, key = name.partition(".")
+        out[name] = cfg.section(section) if not key else cfg.section(section)[key]
+    return out
+
+
+class ConfigView:
+    """A stage's read-only window on the RunConfig: size, seed and the sections or single values it declares;
+    reading anything else raises UndeclaredConfigError (the value would be missing from the stage's cache key)."""
+
+    def __init__(self, cfg: RunConfig, reads: tuple[str, ...], stage: str):
+        self._cfg, self._stage = cfg, stage
+        self._whole = {r for r in reads if "." not in r}
+        self._keys: dict[str, set[str]] = {}
+        for r in reads:
+            if "." in r:
+                section, key = r.split(".", 1)
+                self._keys.setdefault(section, set()).add(key)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in KEYED_TOP_LEVEL:
+            return getattr(self._cfg, name)
+        if name in self._whole:  # a copy: what a stage changes in it stays in that stage
+            return copy.copy(getattr(self._cfg, name))
+        if name in self._keys:
+            return _SectionView(getattr(self._cfg, name), name, self._keys[name], self._stage)
+        raise UndeclaredConfigError(f"stage {self._stage} reads config {name!r} but does not declare it in "
+                                    "pipeline.STAGES (its cache key would not change with it)")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            raise AttributeError(f"stage {self._stage}: the config is read-only")
+        object.__setattr__(self, name, value)
+
+
+class _SectionView:
+    """The declared values of one section (see ConfigView)."""
+
+    def __init__(self, section: Any, name: str, keys: set[str], stage: str):
+        self._section, self._name, self._keys, self._stage = section, name, keys, stage
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key in self._keys:
+            return getattr(self._section, key)
+        raise UndeclaredConfigError(f"stage {self._stage} reads config {self._name}.{key} but declares only "
+                                    f"{', '.join(sorted(f'{self._name}.{k}' for k in self._keys))} of that section "
+                                    "in pipeline.STAGES (its cache key would not change with it)")
 
 
 def preset(name: str) -> RunConfig:

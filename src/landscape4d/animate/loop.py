@@ -15,14 +15,9 @@ import numpy as np
 import torch
 
 from ..config import AnimateConfig
+from ..device import resolve_device
 from .integrate import ArrayLike, _as_tensor, integrate_motion_reference, integrate_points
 from .splat import MAX_LOGIT, softmax_weights, splat_accumulate, splat_importance
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _inputs(image: ArrayLike, M: ArrayLike, mask: ArrayLike, num_frames: int

@@ -1,16 +1,19 @@
-"""Stage gaussians (stage 1 of the two-stage training): 3D Gaussians fitted to every training view."""
+"""Stage gaussians (stage 1 of the two-stage training): 3D Gaussians fitted to every training view.
+
+In the single-stage ablation (`dynamics.all_views`, `--all-views`) there is no stage-1 fit: the point-cloud
+Gaussians are written as they start (0 iterations), and the dynamics stage learns geometry and motion together."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from ..artifacts import load_depth, load_views
 from ..camera import Intrinsics, trajectory, unproject_depth
 from ..gaussians.model import GaussianModel
 from ..gaussians.ply import write_ply
 from ..gaussians.rasterize import resolve_backend
 from ..gaussians.train import TrainView, fit_gaussians, render_model
-from ..inputs import load_input
 from ..io.images import save_png
 from ..pipeline import StageContext
 
@@ -21,8 +24,8 @@ BORDER = 0.08  # the point cloud is extended by this fraction of the image on ev
 def initial_model(ctx: StageContext) -> GaussianModel:
     """One Gaussian per `downsample` x `downsample` block of the photo's point cloud, extended beyond the frame
     (edge-replicated colour and depth) so that moved and rotated views have Gaussians at their borders too."""
-    inp = load_input(ctx.run_dir)
-    dr = load_depth(ctx.run_dir)
+    inp = ctx.artifacts.input
+    dr = ctx.artifacts.depth
     h, w = dr.depth.shape
     m = int(round(BORDER * max(h, w)))
     depth = np.pad(dr.depth, m, mode="edge")
@@ -36,15 +39,16 @@ def initial_model(ctx: StageContext) -> GaussianModel:
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.gaussians
-    vs = load_views(ctx.run_dir)
+    if ctx.cfg.dynamics.all_views:
+        cfg = dataclasses.replace(cfg, iters=0)
+    vs = ctx.artifacts.views
     K = vs.intr.matrix().astype(np.float32)
     views = [TrainView(rgb, K, c2w) for rgb, c2w in zip(vs.rgb, vs.c2w)]
     model, metrics = fit_gaussians(initial_model(ctx), views, cfg, ctx.device, progress=True, seed=ctx.cfg.seed)
     write_ply(model, ctx.out / "scene.ply")
     backend = resolve_backend(cfg.backend, ctx.device)
     w, h = vs.intr.width, vs.intr.height
-    scene_depth = load_depth(ctx.run_dir).scene_depth
-    side = trajectory("side", 4, scene_depth)[1]  # the side path's largest swing
+    side = trajectory("side", 4, ctx.artifacts.depth.scene_depth)[1]  # the side path's largest swing
     for name, c2w in (("input_view", np.eye(4)), ("novel_view_side", side)):
         img = render_model(model, K, c2w, w, h, backend).color.detach().clamp(0, 1).cpu().numpy()
         save_png(ctx.out / f"{name}.png", img)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from ..dynamics.scene_file import load_scene4d
 from ..gaussians.rasterize import resolve_backend
 from ..pipeline import StageContext
 from ..render import render_paths
 
 
 def run(ctx: StageContext) -> dict:
-    scene, header = load_scene4d(ctx.stage_dir("dynamics") / "scene4d.safetensors", ctx.device)
+    scene, header = ctx.artifacts.scene4d(ctx.device)
     backend = resolve_backend(ctx.cfg.gaussians.backend, ctx.device)
     return render_paths(scene, header, ctx.cfg.render, ctx.out, backend, ctx.progress)
