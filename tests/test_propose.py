@@ -155,7 +155,8 @@ def test_run_without_mask_animates_the_proposal(scenes, tmp_path, capsys):
     """`motion PHOTO -o RUN` with no mask: the proposal is printed, saved, and drives the motion stage."""
     photo = _save(tmp_path / "lake.png", scenes["lake"]["image"])
     run = tmp_path / "run"
-    code = main(["motion", str(photo), "-o", str(run), "--size", "96", "--num-views", "2"])
+    code = main(["motion", str(photo), "-o", str(run), "--size", "96", "--num-views", "2", "--set",
+                 "motion.refine_iters=5"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "no --mask: proposed sky" in err and (run / "input" / "proposal.json").exists()

@@ -36,6 +36,10 @@ class ProposeConfig:
     water_threshold: float = 0.5  # on the smoothed water score
     water_smooth: float = 0.02  # box radius of the score smoothing, fraction of the long side
     water_close: float = 0.015  # closing radius (fills foam and glints inside water), fraction of the long side
+    water_evidence: float = 0.3  # a water pixel's own water score is at least this (or it is foam) ...
+    foam_brightness: float = 0.55  # ... foam: mean RGB above this
+    foam_saturation: float = 0.25  # ... and max - min RGB below this
+    max_hole: float = 0.002  # holes in the water smaller than this fraction of the photo (or mostly foam) are water
 
 
 @dataclass
@@ -105,24 +109,32 @@ def water_score(image: np.ndarray) -> np.ndarray:
     """image (H, W, 3) float in [0, 1] -> (H, W) float32 in [0, 1]: how much each pixel looks like water by its
     colour (blue above red, and not green above blue)."""
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
-    blue = np.clip((b - r - 0.02) / 0.06, 0, 1)
+    blue = np.clip((b - r - 0.05) / 0.10, 0, 1)
     not_green = np.clip((b - g + 0.03) / 0.05, 0, 1)
     return (blue * not_green).astype(np.float32)
 
 
 def segment_water(image: np.ndarray, sky: np.ndarray, cfg: ProposeConfig) -> np.ndarray:
     """image (H, W, 3) float, sky (H, W) bool -> water (H, W) bool: large, wide regions of water colour below the
-    horizon that are not sky."""
+    horizon that are not sky. A pixel joins only with its own evidence (water colour, or foam: bright and grey),
+    so the smoothing and the gap closing do not spill onto rocks or banks; holes are filled when small or mostly
+    foam, not otherwise (a rock in the sea stays still)."""
     h, w, _ = image.shape
     side = max(h, w)
     v_h = horizon_row(sky) if sky.any() else 0.0
-    below = (np.arange(h)[:, None] > v_h) & ~sky  # (H, W) where water may be
-    score = box(water_score(image), max(1, round(cfg.water_smooth * side)))
-    wet = (score > cfg.water_threshold) & below
+    raw = water_score(image)
+    foam = (image.mean(-1) > cfg.foam_brightness) & (image.max(-1) - image.min(-1) < cfg.foam_saturation)
+    may = (np.arange(h)[:, None] > v_h) & ~sky & ((raw > cfg.water_evidence) | foam)  # (H, W) where water may be
+    wet = (box(raw, max(1, round(cfg.water_smooth * side))) > cfg.water_threshold) & may
     k = max(1, round(cfg.water_close * side))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-    wet = cv2.morphologyEx(wet.astype(np.uint8), cv2.MORPH_CLOSE, disk).astype(bool) & below
-    wet = ndimage.binary_fill_holes(wet) & below
+    wet = cv2.morphologyEx(wet.astype(np.uint8), cv2.MORPH_CLOSE, disk).astype(bool) & may
+    holes, n = ndimage.label(ndimage.binary_fill_holes(wet) & ~wet)
+    size = np.bincount(holes.ravel(), minlength=n + 1)
+    foamy = np.bincount(holes.ravel(), weights=foam.ravel(), minlength=n + 1) > 0.6 * size
+    fill = (size < cfg.max_hole * h * w) | foamy
+    fill[0] = False
+    wet |= fill[holes]
     labels, n = ndimage.label(wet)
     keep = np.zeros(n + 1, bool)
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
