@@ -54,6 +54,8 @@ class AnnotateConfig:
     num_frames: int = 60  # loop length (frames at `fps`), as the pipeline's animate.num_frames
     fps: int = 30
     frame_step: int = 2  # the preview computes every frame_step-th frame (velocity x frame_step), shown at fps/step
+    jpeg_quality: int = 88
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
     @property
     def sampled_frames(self) -> int:
@@ -62,8 +64,6 @@ class AnnotateConfig:
     @property
     def sampled_fps(self) -> float:
         return self.fps * self.sampled_frames / self.num_frames
-    jpeg_quality: int = 88
-    motion: MotionConfig = field(default_factory=MotionConfig)
 
 
 def page_assets(static_dir: Path | None = None, source_dir: Path | None = None) -> dict[str, Path]:
@@ -159,10 +159,10 @@ def preview_frames(image: np.ndarray, mask: np.ndarray, arrows: np.ndarray, cfg:
 
 
 def encode_strip(frames: np.ndarray, quality: int) -> tuple[bytes, int]:
-    """(N, h, w, 3) uint8 -> (one JPEG of the frames stacked top to bottom, the row pitch of the frames). Each frame
-    is padded (edge rows repeated) to a multiple of 16 rows, JPEG's 4:2:0 block height, so that the still parts of
-    every frame are compressed alike and do not flicker."""
-    n, h = frames.shape[:2]
+    """(N, h, w, 3) uint8 -> (one JPEG (4:4:4) of the frames stacked top to bottom, the row pitch of the frames).
+    Each frame is padded (edge rows repeated) to a multiple of 16 rows, so that every frame starts on a JPEG block
+    row: the still parts of all frames are then compressed alike and do not flicker."""
+    h = frames.shape[1]
     pitch = -(-h // 16) * 16
     padded = np.pad(frames, ((0, 0), (0, pitch - h), (0, 0), (0, 0)), mode="edge")
     return _encode(padded.reshape(-1, *frames.shape[2:]), "JPEG", quality), pitch
