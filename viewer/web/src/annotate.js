@@ -120,9 +120,10 @@ class Editor {
     const k = this.ann.speed;
     const v = this.ann.meanSpeed(this.state.hintFrames);
     $("speed-value").textContent = `×${k.toFixed(2)}` + (v ? ` (${v.toFixed(2)} px/frame)` : "");
-    const unsaved = this.ann.version !== this.savedVersion;
+    const saved = this.ann.version !== this.savedVersion ? "unsaved changes"
+      : api.saves || this.state.hasMask ? `saved in ${this.state.out}` : `will be saved in ${this.state.out}`;
     $("info").textContent = `${this.state.photo} ${this.state.imageWidth}×${this.state.imageHeight} · ` +
-      `${this.ann.arrows.length} arrow(s) · ${unsaved ? "unsaved changes" : `saved to ${this.state.out}`}`;
+      `${this.ann.arrows.length} arrow(s) · ${saved}`;
   }
 
   setTool(name) {
