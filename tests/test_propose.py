@@ -51,7 +51,7 @@ def test_proposal_matches_known_masks(scenes, kind, sky_min, water_min):
     assert regions["sky"].velocity[0] > 0 and regions["sky"].velocity[1] == 0
     vx, vy = regions["water"].velocity
     assert abs(vx) > 3 * abs(vy)
-    # one arrow per connected part, starting inside it, as long as the motion over hint_frames
+    # arrows inside the region, as long as its motion over hint_frames
     for r in prop.regions:
         x, y = r.arrows[:, 0].T
         assert r.mask[y.astype(int), x.astype(int)].all()

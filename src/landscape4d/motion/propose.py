@@ -6,8 +6,8 @@
   blue) do not. The score is smoothed, thresholded and kept where the region is large, wide, below the horizon
   and not sky. Each water region flows along its longest axis (a river along its course).
 
-Each region gets one hint arrow per connected part (from its innermost pixel), so the proposal is an ordinary
-labelme file (`Proposal.labelme`) that `landscape4d annotate` edits and `--mask` reads back exactly.
+Each region gets hint arrows of its one velocity (from each connected part's innermost pixel and a coarse grid
+inside it), so the proposal is an ordinary labelme file (`Proposal.labelme`) that `landscape4d annotate` edits and `--mask` reads back exactly.
 An optional learned segmenter can replace the colour cues: `Segmenter` is the interface (image -> sky, water).
 """
 
@@ -32,6 +32,8 @@ class ProposeConfig:
     water_speed: float = 0.04  # water flow: fraction of the image width per `hint_frames` frames
     min_fraction: float = 0.01  # a region (sky or water) smaller than this fraction of the photo is dropped
     min_part: float = 0.002  # connected parts smaller than this fraction of the photo are dropped
+    edge_margin: float = 0.004  # regions are shrunk by this fraction of the long side away from what borders them
+    arrow_grid: int = 6  # hint arrows on a grid of this many cells along the long side (plus one per part)
     water_min_width: float = 0.15  # a water region spans at least this fraction of the image width
     water_threshold: float = 0.5  # on the smoothed water score
     water_smooth: float = 0.02  # box radius of the score smoothing, fraction of the long side
@@ -159,13 +161,16 @@ def propose_motion(image: np.ndarray, depth_cfg: DepthConfig, hint_frames: float
         water = segment_water(small, sky, cfg)
     proposal = Proposal(w, h, float(hint_frames))
     for name, m, speed in (("sky", sky, cfg.sky_speed), ("water", water & ~sky, cfg.water_speed)):
+        margin = round(cfg.edge_margin * max(small.shape[:2]))
+        if margin > 0:  # keep the edge off the still object next to it (no smear of its outline)
+            m = ndimage.binary_erosion(m, iterations=margin, border_value=1)
         m = _clean(_to_size(m, w, h), cfg.min_part)
         if m.mean() < cfg.min_fraction:
             continue
         direction = np.array([1.0, 0.0]) if name == "sky" else _flow_direction(m)
         velocity = direction * speed * w / hint_frames
         proposal.regions.append(Region(name, m, (float(velocity[0]), float(velocity[1])),
-                                       _part_arrows(m, velocity * hint_frames)))
+                                       _part_arrows(m, velocity * hint_frames, cfg.arrow_grid)))
     return proposal
 
 
@@ -201,14 +206,22 @@ def _flow_direction(mask: np.ndarray) -> np.ndarray:
     return d / np.linalg.norm(d)
 
 
-def _part_arrows(mask: np.ndarray, displacement: np.ndarray) -> np.ndarray:
-    """One arrow (K, 2, 2) per connected part of `mask`, starting at the part's innermost pixel."""
-    labels, n = ndimage.label(mask)
+def _part_arrows(mask: np.ndarray, displacement: np.ndarray, grid: int) -> np.ndarray:
+    """Arrows (K, 2, 2) of one displacement for each connected part of `mask`: from the part's innermost pixel and
+    from the points of a grid (`grid` cells along the long side) that lie well inside it, so that the dense motion
+    is this one velocity all over the region, also where it touches another region."""
+    h, w = mask.shape
+    labels, _ = ndimage.label(mask)
     dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]  # the image border counts as an edge
-    arrows = []
+    step = max(h, w) / max(1, grid)
+    gy, gx = np.meshgrid(np.arange(step / 2, h, step), np.arange(step / 2, w, step), indexing="ij")
+    gy, gx = gy.astype(int).ravel(), gx.astype(int).ravel()
+    starts = []
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         d = np.where(labels[sl] == i, dist[sl], -1)
         r, c = np.unravel_index(int(np.argmax(d)), d.shape)
-        start = np.array([c + sl[1].start + 0.5, r + sl[0].start + 0.5])
-        arrows.append([start, start + displacement])
-    return np.asarray(arrows, np.float64).reshape(-1, 2, 2)
+        starts.append((c + sl[1].start, r + sl[0].start))
+        inside = (labels[gy, gx] == i) & (dist[gy, gx] >= min(step / 3, d.max() / 2))
+        starts += [(x, y) for x, y in zip(gx[inside], gy[inside]) if (x, y) != starts[-1]]
+    start = np.asarray(starts, np.float64).reshape(-1, 2) + 0.5
+    return np.stack([start, start + displacement], axis=1)
