@@ -272,3 +272,13 @@ def test_command_prints_the_url_and_stops_on_close(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "nothing saved" in err
+
+
+def test_view_pages_leave_the_annotate_page_out(tmp_path):
+    """`view` and `export --web` serve/copy the viewer's files, not the annotate page built beside them."""
+    from landscape4d.viewer.server import page_files
+
+    for name in ("index.html", "viewer.js", "viewer.css", "THIRD_PARTY_LICENSES.txt", "annotate.html", "annotate.js",
+                 "annotate.css"):
+        (tmp_path / name).write_text("x")
+    assert set(page_files(tmp_path)) == {"index.html", "viewer.js", "viewer.css", "THIRD_PARTY_LICENSES.txt"}
