@@ -1,5 +1,6 @@
 // Bundle the viewer with esbuild into src/landscape4d/viewer/static/: index.html, viewer.js, viewer.css, and
-// THIRD_PARTY_LICENSES.txt (the licence files of the npm packages that went into the bundle).
+// THIRD_PARTY_LICENSES.txt (the licence files of the npm packages that went into the bundle); and the annotate page
+// (annotate.html, annotate.js, annotate.css).
 // Usage: node build.mjs [--outdir DIR]
 import { build } from "esbuild";
 import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
@@ -23,6 +24,19 @@ const result = await build({
 });
 await copyFile(join(here, "src/index.html"), join(outdir, "index.html"));
 await copyFile(join(here, "src/viewer.css"), join(outdir, "viewer.css"));
+// the page of `landscape4d annotate` (plain JS, no npm packages): annotate.html, annotate.js, annotate.css
+await build({
+  entryPoints: [join(here, "src/annotate.js")],
+  bundle: true,
+  format: "esm",
+  target: "es2022",
+  minify: true,
+  legalComments: "none",
+  outfile: join(outdir, "annotate.js"),
+  logLevel: "warning",
+});
+await copyFile(join(here, "src/annotate.html"), join(outdir, "annotate.html"));
+await copyFile(join(here, "src/annotate.css"), join(outdir, "annotate.css"));
 
 // the packages whose code is in the bundle, with their licence texts
 const packages = new Set();

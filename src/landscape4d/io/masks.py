@@ -1,6 +1,6 @@
 """Motion mask and motion hints: a mask PNG, the labelme JSON of 3D-Cinemagraphy, or our own hints JSON.
 
-Formats
+Formats (read here; `labelme_document`/`write_labelme` write the labelme one)
 - Mask PNG: same size as the photo; any non-zero pixel (in any channel) is moving.
 - labelme JSON (3D-Cinemagraphy): `shapes` with label `motion` (polygon or rectangle) form the mask; shapes of type
   `line` labelled `hintK` are arrows from their first to their second point. `imageWidth`/`imageHeight` must match
@@ -111,7 +111,19 @@ def _point_list(path: Path, pts: object, what: str, minimum: int) -> np.ndarray:
 
 
 def _load_labelme(path: Path, width: int, height: int) -> MotionInput:
-    data = _read_json(path)
+    return read_labelme(path, width, height)[1]
+
+
+def read_labelme(path: str | Path, width: int, height: int) -> tuple[dict, MotionInput]:
+    """A labelme file for a (width, height) photo -> (the document, its MotionInput); InputError when it is not
+    one or is for another image size."""
+    data = _read_json(Path(path))
+    return data, labelme_motion(data, width, height, path)  # type: ignore[return-value]
+
+
+def labelme_motion(data: object, width: int, height: int, path: str | Path | None = None) -> MotionInput:
+    """A parsed labelme document -> MotionInput (mask from the `motion` shapes, arrows from the `hintK` lines) for a
+    photo of size (width, height); `path` names the file in errors."""
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise InputError(path, "not a labelme file (no 'shapes' list)")
     jw, jh = data.get("imageWidth"), data.get("imageHeight")
@@ -196,3 +208,120 @@ def parse_direction(value: object, path: str | Path | None = None) -> tuple[floa
     if not (math.isfinite(dx) and math.isfinite(dy)) or dx == dy == 0:
         raise InputError(path, "direction must be finite and non-zero")
     return dx, dy
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# writing labelme files (the annotate page and the proposed mask of a run without --mask)
+
+MOTION_LABEL = "motion"
+LABELME_VERSION = "5.0.1"  # the version written by the labelme release 3D-Cinemagraphy's demo files come from
+
+
+def mask_polygons(mask: np.ndarray, tolerance: float = 0.0, min_pixels: int = 1) -> list[np.ndarray]:
+    """Contour tracing: mask (H, W) bool -> polygons [(n, 2) float64 (x, y) pixel indices], one per connected
+    region, whose filled union (cv2.fillPoly, PIL ImageDraw.polygon: labelme, 3D-Cinemagraphy) is the mask.
+
+    The outer border and the hole borders (OpenCV's border following, on the region's own pixels) are joined
+    into one polygon by zero-width cuts from each hole to its nearest vertex, so the holes stay empty.
+    `tolerance` > 0 simplifies the borders (Douglas-Peucker, pixels); regions under `min_pixels` are dropped."""
+    m = np.ascontiguousarray(np.asarray(mask, bool), dtype=np.uint8)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (H, W), got {m.shape}")
+    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    hier = hierarchy.reshape(-1, 4)  # next, previous, first child, parent
+
+    def border(i: int) -> np.ndarray:
+        c = contours[i]
+        if tolerance > 0 and len(c) > 3:
+            c = cv2.approxPolyDP(c, float(tolerance), True)
+        return c.reshape(-1, 2).astype(np.float64)
+
+    polygons = []
+    for i in np.flatnonzero(hier[:, 3] < 0):  # outer borders
+        poly = border(i)
+        child = hier[i, 2]
+        while child >= 0:
+            poly = _join_hole(poly, border(child))
+            child = hier[child, 0]
+        if len(poly) < 3:  # a region of one pixel or one line: make it a (degenerate) triangle
+            poly = np.concatenate([poly, poly[-1:].repeat(3 - len(poly), axis=0)])
+        region = np.zeros_like(m)
+        cv2.fillPoly(region, [np.round(poly).astype(np.int32)], 1)
+        if int(region.sum()) >= min_pixels:
+            polygons.append(poly)
+    return polygons
+
+
+def _join_hole(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """One polygon: outer (n, 2) with a zero-width cut to hole (k, 2) at their nearest pair of vertices."""
+    d = ((outer[:, None, :] - hole[None, :, :]) ** 2).sum(-1)  # (n, k)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    return np.concatenate([outer[:i + 1], hole[j:], hole[:j + 1], outer[i:]])
+
+
+def labelme_document(polygons: list[np.ndarray], arrows: np.ndarray, width: int, height: int,
+                     image_path: str, base: dict | None = None) -> dict:
+    """A labelme document: `motion` polygons and `hintK` lines (arrows (K, 2, 2) [start, end] in pixels) for an
+    image of (width, height). Shapes of `base` (an existing document) with other labels and its other top-level
+    keys are kept; its motion polygons and hint lines are replaced."""
+    base = dict(base or {})
+    kept = [s for s in base.get("shapes", []) if isinstance(s, dict) and not _is_motion_shape(s)]
+    shapes = [_shape(MOTION_LABEL, p, "polygon") for p in polygons]
+    shapes += [_shape(f"hint{k}", a, "line") for k, a in enumerate(np.asarray(arrows, np.float64).reshape(-1, 2, 2))]
+    doc = {"version": base.get("version", LABELME_VERSION), "flags": base.get("flags", {})}
+    doc.update({k: v for k, v in base.items() if k not in ("shapes", "imagePath", "imageData", "imageWidth",
+                                                             "imageHeight")})
+    doc.update({"shapes": shapes + kept, "imagePath": image_path, "imageData": None, "imageHeight": int(height),
+                "imageWidth": int(width)})
+    return doc
+
+
+def _is_motion_shape(shape: dict) -> bool:
+    label = str(shape.get("label", ""))
+    kind = shape.get("shape_type") or "polygon"
+    return (label == MOTION_LABEL and kind in ("polygon", "rectangle")) or (label.startswith("hint") and kind == "line")
+
+
+def _shape(label: str, points: np.ndarray, kind: str) -> dict:
+    pts = [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(points, np.float64).reshape(-1, 2)]
+    return {"label": label, "points": pts, "group_id": None, "description": "", "shape_type": kind, "flags": {}}
+
+
+def labelme_shapes(data: object) -> tuple[list[np.ndarray], np.ndarray]:
+    """The `motion` polygons [(n, 2)] and hint arrows (K, 2, 2) of a parsed labelme document, as stored (no
+    validation beyond skipping malformed shapes: the editor shows what it can)."""
+    polygons, arrows = [], []
+    for shape in data.get("shapes", []) if isinstance(data, dict) else []:
+        if not isinstance(shape, dict):
+            continue
+        try:
+            pts = np.asarray(shape.get("points"), np.float64).reshape(-1, 2)
+        except (TypeError, ValueError):
+            continue
+        if not np.isfinite(pts).all():
+            continue
+        label, kind = str(shape.get("label", "")), shape.get("shape_type") or "polygon"
+        if label == MOTION_LABEL and kind == "polygon" and len(pts) >= 3:
+            polygons.append(pts)
+        elif label == MOTION_LABEL and kind == "rectangle" and len(pts) >= 2:
+            (x0, y0), (x1, y1) = pts[0], pts[1]
+            polygons.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+        elif label.startswith("hint") and kind == "line" and len(pts) >= 2:
+            arrows.append(pts[:2])
+    return polygons, np.asarray(arrows, np.float64).reshape(-1, 2, 2)
+
+
+def write_labelme(path: str | Path, doc: dict) -> None:
+    """Write a labelme document atomically (indented, as labelme does)."""
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def mask_png_path(json_path: str | Path) -> Path:
+    """The mask PNG written beside a labelme file: NAME.json -> NAME_mask.png."""
+    p = Path(json_path)
+    return p.with_name(p.stem + "_mask.png")

@@ -13,7 +13,9 @@ COMMANDS = ("view", "export")
 
 def add_parsers(subparsers) -> None:
     from ..config import TRAJECTORIES
+    from .annotate import add_parser as add_annotate_parser
 
+    add_annotate_parser(subparsers)  # `annotate` (viewer/annotate.py)
     v = subparsers.add_parser(
         "view", help="play the 4D scene in a web browser (local server on loopback)",
         description="Serve a local web page that plays the 4D scene of RUN in real time (orbit/zoom camera from the "
@@ -53,6 +55,10 @@ def add_parsers(subparsers) -> None:
 
 def dispatch(args: argparse.Namespace) -> int | None:
     """Run `view` or `export`; None when args.command is another command."""
+    if getattr(args, "command", None) == "annotate":
+        from .annotate import cmd_annotate
+
+        return cmd_annotate(args)
     if getattr(args, "command", None) not in COMMANDS:
         return None
     try:

@@ -1,7 +1,9 @@
 """The viewer's web page: built assets, the static export folder, and a loopback-only HTTP server.
 
 The page (index.html + viewer.js + viewer.css) is bundled from viewer/web/ by `make viewer` into
-landscape4d/viewer/static/; it loads `scene/scene.json` and `scene/scene.bin` relative to itself.
+landscape4d/viewer/static/; it loads `scene/scene.json` and `scene/scene.bin` relative to itself. The same build
+writes annotate.html/.js/.css, the page of `landscape4d annotate` (served by viewer/annotate.py through
+`bind_loopback`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .bake import DATA_FILE, WebScene
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PAGE_FILES = ("index.html", "viewer.js", "viewer.css")
 SCENE_DIR = "scene"
+ANNOTATE_PREFIX = "annotate"  # annotate.html, annotate.js, annotate.css: the page of `landscape4d annotate`
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".json": "application/json", ".bin": "application/octet-stream",
                  ".txt": "text/plain; charset=utf-8"}
@@ -31,7 +34,8 @@ def page_files(static_dir: Path | None = None) -> dict[str, Path]:
     missing = [name for name in PAGE_FILES if not (static_dir / name).is_file()]
     if missing:
         raise InputError(static_dir, f"viewer assets not built (missing {', '.join(missing)}): run `make viewer`")
-    extra = [p for p in static_dir.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES and p.name not in PAGE_FILES]
+    extra = [p for p in static_dir.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES and p.name not in PAGE_FILES
+             and not p.name.startswith(ANNOTATE_PREFIX)]  # the annotate page is served by `annotate` only
     return {p.name: p for p in [static_dir / n for n in PAGE_FILES] + sorted(extra)}
 
 
@@ -133,10 +137,15 @@ class ViewerServer:
 def make_server(ws: WebScene, host: str = "127.0.0.1", port: int = 8000,
                 static_dir: Path | None = None) -> ViewerServer:
     """A (not yet serving) HTTP server of the page and the scene, bound to a loopback address; port 0 = any."""
+    handler = type("ViewerHandler", (_Handler,), {"routes": _routes(ws, static_dir)})
+    return bind_loopback(handler, host, port)
+
+
+def bind_loopback(handler: type[BaseHTTPRequestHandler], host: str, port: int) -> ViewerServer:
+    """A (not yet serving) threading HTTP server of `handler` on a loopback address (refused otherwise)."""
     addr = loopback_host(host)
     if not 0 <= int(port) <= 65535:
         raise InputError("--port", f"{port} is not a TCP port (0..65535)")
-    handler = type("ViewerHandler", (_Handler,), {"routes": _routes(ws, static_dir)})
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     server_cls = type("ViewerHTTPServer", (ThreadingHTTPServer,), {"address_family": family,
                                                                    "daemon_threads": True})
