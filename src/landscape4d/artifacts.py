@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .camera import Intrinsics
+from .camera import Intrinsics, c2w_from_nerfstudio
 from .errors import StageError
 from .io.images import read_png
 
@@ -60,9 +60,9 @@ def load_views(run_dir: Path, indices: list[int] | None = None) -> ViewSet:
     vs = ViewSet(intrinsics_from_json(tr), [], [], [], [], [])
     for i in idx:
         f = frames[i]
-        vs.c2w.append(np.asarray(f["transform_matrix"], np.float64))
+        vs.c2w.append(c2w_from_nerfstudio(f["transform_matrix"], tr.get("applied_transform")))
         vs.rgb.append(read_png(d / f["file_path"]))
-        vs.mask.append(np.asarray(Image.open(d / f["mask_path"]).convert("L")) > 127)
-        vs.depth.append(np.load(d / f["depth_path"]))
+        vs.mask.append(np.asarray(Image.open(d / f["motion_mask_path"]).convert("L")) > 127)
+        vs.depth.append(np.load(d / f["z_depth_path"]))
         vs.holes.append(np.asarray(Image.open(d / f["holes_path"]).convert("L")) > 127)
     return vs

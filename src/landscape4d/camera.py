@@ -193,6 +193,35 @@ def load_custom_trajectory(path: str | Path) -> list[np.ndarray]:
     return poses
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the nerfstudio / Blender convention of views/transforms.json
+
+# camera axes: OpenCV (x right, y down, z forward) <-> OpenGL/Blender (x right, y up, z back); its own inverse
+OPENCV_TO_OPENGL_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
+# world axes: ours (the input camera's OpenCV frame) -> z up (x right, y into the scene, z up), nerfstudio's world
+# orientation; written as `applied_transform` (its first 3 rows), the transform applied to our world
+WORLD_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
+
+
+def c2w_to_nerfstudio(c2w: np.ndarray) -> np.ndarray:
+    """Our c2w (4, 4) (OpenCV camera axes, our world) -> the `transform_matrix` of transforms.json (OpenGL camera
+    axes, z-up world)."""
+    return WORLD_TO_Z_UP @ np.asarray(c2w, np.float64) @ OPENCV_TO_OPENGL_CAMERA
+
+
+def c2w_from_nerfstudio(matrix, applied_transform=None) -> np.ndarray:
+    """A transforms.json `transform_matrix` (4x4, or 3x4) and its file's `applied_transform` (3x4 or 4x4; None =
+    identity) -> our c2w (4, 4) in OpenCV camera axes and our world."""
+    m = np.eye(4)
+    a = np.asarray(matrix, np.float64)
+    m[: a.shape[0]] = a
+    applied = np.eye(4)
+    if applied_transform is not None:
+        b = np.asarray(applied_transform, np.float64)
+        applied[: b.shape[0]] = b
+    return np.linalg.inv(applied) @ m @ OPENCV_TO_OPENGL_CAMERA
+
+
 def w2c_from_c2w(c2w: np.ndarray) -> np.ndarray:
     """Inverse of a rigid 4x4 pose."""
     r, t = c2w[:3, :3], c2w[:3, 3]
