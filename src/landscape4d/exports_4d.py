@@ -41,7 +41,7 @@ from .errors import InputError
 from .gaussians.sh import C0
 
 SPLATV_MAGIC = 0x674B
-SPLATV_PER_ROW = 1024  # Gaussians per texture row: the viewers find texel k of Gaussian i at ((i % 1024) * 4 + k, i // 1024)
+SPLATV_PER_ROW = 1024  # Gaussians per texture row: texel k of Gaussian i is at ((i % 1024) * 4 + k, i // 1024)
 STATIC_WINDOW = 1.0e4  # time scale of a Gaussian whose opacity does not change: exp(-(dt / 1e4)^2) = 1 on [0, 1]
 VIEWER_CUTOFF = 0.02  # the viewers skip a Gaussian whose time window is below this
 HALF_MAX = 65504.0

@@ -17,7 +17,9 @@ def add_parsers(subparsers) -> None:
     v = subparsers.add_parser(
         "view", help="play the 4D scene in a web browser (local server on loopback)",
         description="Serve a local web page that plays the 4D scene of RUN in real time (orbit/zoom camera from the "
-                    "input view, play/pause, time scrubber, loop). Needs the built viewer assets (`make viewer`).")
+                    "input view, play/pause, time scrubber, loop). Needs the viewer bundle: wheels and sdists built "
+                    "with Node.js present carry it; in a source checkout `make install` builds it when npm is "
+                    "there (or `make viewer`).")
     v.add_argument("run", metavar="RUN", help="run folder (or a scene4d.safetensors file)")
     v.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     v.add_argument("--host", default="127.0.0.1", help="loopback address to listen on: 127.0.0.1 (default), ::1 "
