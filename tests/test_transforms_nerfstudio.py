@@ -106,3 +106,17 @@ def test_depth_of_one_view_lands_on_the_same_surface_in_another(views_run):
                         torch.from_numpy(w2c_from_c2w(vs.c2w[0])))
         np.testing.assert_allclose([u, v], uv[0].tolist(), atol=1e-3)
     assert Intrinsics(ns.fx, ns.fy, ns.cx, ns.cy, ns.w, ns.h) == vs.intr
+
+
+def test_views_transforms_json_works_as_a_custom_path(views_run, tmp_path):
+    """--custom-path RUN/views/transforms.json renders along the training cameras (converted back to ours)."""
+    from landscape4d.camera import load_custom_trajectory
+    from landscape4d.errors import InputError
+
+    poses = load_custom_trajectory(views_run / "views" / "transforms.json")
+    np.testing.assert_allclose(np.stack(poses), np.stack(load_views(views_run).c2w), atol=1e-12)
+    bad = json.loads((views_run / "views" / "transforms.json").read_text())
+    bad["applied_transform"] = [[1, 0], [0, 1]]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(InputError, match="applied_transform"):
+        load_custom_trajectory(tmp_path / "bad.json")
