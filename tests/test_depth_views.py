@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from landscape4d.artifacts import load_views
 from landscape4d.camera import Intrinsics, look_at, unproject_depth
 from landscape4d.cli import main
 from landscape4d.config import DepthConfig
@@ -128,9 +129,9 @@ def test_views_stage_and_caching(demo_input, tmp_path, capsys, monkeypatch):
     tr = json.loads((run / "views" / "transforms.json").read_text())
     for k in ("fl_x", "fl_y", "cx", "cy", "w", "h", "frames"):
         assert k in tr
-    assert len(tr["frames"]) == 6 and np.allclose(tr["frames"][0]["transform_matrix"], np.eye(4))
+    assert len(tr["frames"]) == 6 and np.allclose(load_views(run, [0]).c2w[0], np.eye(4))
     for f in tr["frames"]:
-        assert (run / "views" / f["file_path"]).exists() and (run / "views" / f["mask_path"]).exists()
+        assert (run / "views" / f["file_path"]).exists() and (run / "views" / f["motion_mask_path"]).exists()
     assert (run / "depth" / "points.ply").exists() and (run / "depth" / "depth.png").exists()
     report = json.loads((run / "report.json").read_text())
     assert report["stages"]["views"]["metrics"]["input_view_psnr"] > 40

@@ -194,3 +194,28 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert commands.dispatch(parse([a.format(**fill) for a in argv])) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("landscape4d: error: ") and needle in err[0]
+
+
+@pytest.mark.parametrize("argv", [["view", "{missing}"], ["export", "{missing}", "--web", "{tmp}/site"],
+                                  ["view", "{empty}"]])
+def test_run_is_checked_before_the_bundle(tmp_path, capsys, monkeypatch, argv):
+    """Without a built viewer (a fresh clone without npm), a wrong RUN is still reported as the user's mistake."""
+    from landscape4d.viewer import server
+
+    monkeypatch.setattr(server, "STATIC_DIR", tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    fill = {"tmp": str(tmp_path), "missing": str(tmp_path / "nope"), "empty": str(tmp_path / "empty")}
+    assert commands.dispatch(parse([a.format(**fill) for a in argv])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("no such run folder" in err[0] or "scene4d.safetensors: file not found" in err[0])
+    assert "viewer assets" not in err[0] and not (tmp_path / "site").exists()
+
+
+def test_missing_bundle_hint_fits_the_installation(tmp_path, monkeypatch):
+    from landscape4d.viewer import server
+
+    assert "make viewer" in server.build_hint() and "npm ci" in server.build_hint()  # this source checkout
+    fake = tmp_path / "site-packages" / "landscape4d" / "viewer" / "server.py"  # an installed package
+    monkeypatch.setattr(server, "__file__", str(fake))
+    hint = server.build_hint()
+    assert "make viewer" not in hint and "python -m build" in hint

@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 from PIL import Image
 
-from .camera import Intrinsics
+from .camera import Intrinsics, c2w_from_nerfstudio
 from .errors import CorruptArtifactError, InputError, StageError, one_line
 from .io.images import read_png
 
@@ -120,20 +120,21 @@ def load_depth(run_dir: Path) -> DepthResult:
 def load_views(run_dir: Path, indices: list[int] | None = None) -> ViewSet:
     d = finished_stage(run_dir, "views")
 
-    def transforms(path: Path) -> tuple[Intrinsics, list[dict]]:
+    def transforms(path: Path) -> tuple[Intrinsics, list[dict], Any]:
         tr = _read_json(path)
-        frames = [{k: f[k] for k in ("transform_matrix", "file_path", "mask_path", "depth_path", "holes_path")}
-                  for f in tr["frames"]]
-        return intrinsics_from_json(tr), frames
+        frames = [{k: f[k] for k in ("transform_matrix", "file_path", "motion_mask_path", "z_depth_path",
+                                     "holes_path")} for f in tr["frames"]]
+        return intrinsics_from_json(tr), frames, tr.get("applied_transform")
 
-    intr, frames = read_artifact(d / "transforms.json", transforms, run_dir, "views")
+    intr, frames, applied = read_artifact(d / "transforms.json", transforms, run_dir, "views")
     vs = ViewSet(intr, [], [], [], [], [])
     hw = (intr.height, intr.width)
     for i in range(len(frames)) if indices is None else indices:
         f = frames[i]
-        vs.c2w.append(np.asarray(f["transform_matrix"], np.float64))
+        vs.c2w.append(c2w_from_nerfstudio(f["transform_matrix"], applied))
         for name, reader, out, shape in (("file_path", read_png, vs.rgb, (*hw, 3)),
-                                         ("mask_path", _read_mask, vs.mask, hw), ("depth_path", np.load, vs.depth, hw),
+                                         ("motion_mask_path", _read_mask, vs.mask, hw),
+                                         ("z_depth_path", np.load, vs.depth, hw),
                                          ("holes_path", _read_mask, vs.holes, hw)):
             path = d / f[name]
             out.append(check_shape(path, read_artifact(path, reader, run_dir, "views"), shape, run_dir, "views"))

@@ -169,7 +169,9 @@ def trajectory(name: str, num_frames: int, scene_depth: float) -> list[np.ndarra
 
 
 def load_custom_trajectory(path: str | Path) -> list[np.ndarray]:
-    """A custom path: a JSON list of 4x4 c2w matrices, or {"frames": [{"transform_matrix": 4x4}, ...]}."""
+    """A custom path: a JSON list of 4x4 c2w matrices (our OpenCV convention), or {"frames": [{"transform_matrix":
+    4x4}, ...]}; a file with an `applied_transform` (a nerfstudio transforms.json, like RUN/views/transforms.json)
+    is read in the nerfstudio convention and converted to ours."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -178,6 +180,7 @@ def load_custom_trajectory(path: str | Path) -> list[np.ndarray]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise InputError(path, f"not a valid JSON file ({e})") from None
     frames = data.get("frames") if isinstance(data, dict) else data
+    applied = data.get("applied_transform") if isinstance(data, dict) else None
     if not isinstance(frames, list) or not frames:
         raise InputError(path, "expected a non-empty list of 4x4 camera-to-world matrices")
     poses = []
@@ -190,7 +193,44 @@ def load_custom_trajectory(path: str | Path) -> list[np.ndarray]:
         if a.shape != (4, 4) or not np.isfinite(a).all():
             raise InputError(path, f"pose {i} is not a finite 4x4 matrix")
         poses.append(a)
+    if applied is not None:
+        try:
+            b = np.asarray(applied, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            b = np.zeros(0)
+        if b.shape not in ((3, 4), (4, 4)) or not np.isfinite(b).all() or abs(np.linalg.det(b[:3, :3])) < 1e-9:
+            raise InputError(path, "applied_transform is not an invertible, finite 3x4 or 4x4 matrix")
+        poses = [c2w_from_nerfstudio(a, b) for a in poses]
     return poses
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the nerfstudio / Blender convention of views/transforms.json
+
+# camera axes: OpenCV (x right, y down, z forward) <-> OpenGL/Blender (x right, y up, z back); its own inverse
+OPENCV_TO_OPENGL_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
+# world axes: ours (the input camera's OpenCV frame) -> z up (x right, y into the scene, z up), nerfstudio's world
+# orientation; written as `applied_transform` (its first 3 rows), the transform applied to our world
+WORLD_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
+
+
+def c2w_to_nerfstudio(c2w: np.ndarray) -> np.ndarray:
+    """Our c2w (4, 4) (OpenCV camera axes, our world) -> the `transform_matrix` of transforms.json (OpenGL camera
+    axes, z-up world)."""
+    return WORLD_TO_Z_UP @ np.asarray(c2w, np.float64) @ OPENCV_TO_OPENGL_CAMERA
+
+
+def c2w_from_nerfstudio(matrix, applied_transform=None) -> np.ndarray:
+    """A transforms.json `transform_matrix` (4x4, or 3x4) and its file's `applied_transform` (3x4 or 4x4; None =
+    identity) -> our c2w (4, 4) in OpenCV camera axes and our world."""
+    m = np.eye(4)
+    a = np.asarray(matrix, np.float64)
+    m[: a.shape[0]] = a
+    applied = np.eye(4)
+    if applied_transform is not None:
+        b = np.asarray(applied_transform, np.float64)
+        applied[: b.shape[0]] = b
+    return np.linalg.inv(applied) @ m @ OPENCV_TO_OPENGL_CAMERA
 
 
 def w2c_from_c2w(c2w: np.ndarray) -> np.ndarray:

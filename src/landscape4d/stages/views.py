@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..artifacts import intrinsics_to_json, load_depth
-from ..camera import training_cameras, unproject_depth
+from ..camera import WORLD_TO_Z_UP, c2w_to_nerfstudio, training_cameras, unproject_depth
 from ..evaluation.metrics import psnr_in_mask
 from ..inputs import load_input
 from ..io.atomic import write_json, write_npy
@@ -38,15 +38,19 @@ def run(ctx: StageContext) -> dict:
         save_png(ctx.out / "holes" / f"{name}.png", r.holes.astype(np.uint8) * 255)
         write_npy(ctx.out / "depth" / f"{name}.npy", r.depth)
         hole_frac.append(float(r.holes.mean()))
-        frames.append({"file_path": f"rgb/{name}.png", "mask_path": f"mask/{name}.png",
-                       "holes_path": f"holes/{name}.png", "depth_path": f"depth/{name}.npy",
-                       "transform_matrix": np.asarray(c2w).tolist()})
+        frames.append({"file_path": f"rgb/{name}.png", "motion_mask_path": f"mask/{name}.png",
+                       "holes_path": f"holes/{name}.png", "z_depth_path": f"depth/{name}.npy",
+                       "transform_matrix": c2w_to_nerfstudio(c2w).tolist()})
         if i == 0:
             psnr0 = min(100.0, psnr_in_mask(r.rgb, inp.image, ~r.holes))  # capped: report.json stays valid JSON
     write_json(ctx.out / "transforms.json", {
         "camera_model": "OPENCV", **intrinsics_to_json(intr), "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0,
-        "convention": "transform_matrix is camera-to-world in the OpenCV convention (x right, y down, z forward); "
-                      "world = input camera (frame 0). Nerfstudio expects OpenGL axes: flip y and z columns.",
+        "applied_transform": WORLD_TO_Z_UP[:3].tolist(),
+        "convention": "nerfstudio/Blender: transform_matrix is camera-to-world with OpenGL camera axes (x right, y "
+                      "up, z back); world z up. applied_transform maps landscape4d's world (the input camera's "
+                      "OpenCV frame: x right, y down, z forward) into this file's world. Pixel centres at +0.5. "
+                      "Extra per-frame files: motion_mask_path (255 = moving), holes_path (255 = inpainted), "
+                      "z_depth_path (float32 .npy, z-depth in the scene's units, 0 at holes).",
         "scene_depth": dr.scene_depth, "frames": frames})
     return {"num_views": len(poses), "input_view_psnr": psnr0, "hole_fraction_mean": float(np.mean(hole_frac)),
             "hole_fraction_max": float(np.max(hole_frac))}

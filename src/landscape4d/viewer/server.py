@@ -33,10 +33,19 @@ def page_files(static_dir: Path | None = None) -> dict[str, Path]:
     static_dir = Path(static_dir) if static_dir is not None else STATIC_DIR
     missing = [name for name in PAGE_FILES if not (static_dir / name).is_file()]
     if missing:
-        raise InputError(static_dir, f"viewer assets not built (missing {', '.join(missing)}): run `make viewer`")
+        raise InputError(static_dir, f"viewer assets not built (missing {', '.join(missing)}): {build_hint()}")
     extra = [p for p in static_dir.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES and p.name not in PAGE_FILES
              and not p.name.startswith(ANNOTATE_PREFIX)]  # the annotate page is served by `annotate` only
     return {p.name: p for p in [static_dir / n for n in PAGE_FILES] + sorted(extra)}
+
+
+def build_hint() -> str:
+    """What to do when the bundle is missing: build it in a source checkout, else reinstall a package that has it."""
+    web = Path(__file__).resolve().parents[3] / "viewer" / "web"
+    if (web / "build.mjs").is_file():
+        return f"run `make viewer` in {web.parents[1]} (needs Node.js and npm; or: cd {web} && npm ci && node build.mjs)"
+    return ("this installation has no viewer bundle: install landscape4d from a wheel or sdist built with Node.js "
+            "present (`python -m build` in a source checkout builds it), or from a source checkout with `make install`")
 
 
 def write_web_folder(ws: WebScene, out_dir: str | Path, static_dir: Path | None = None) -> Path:
