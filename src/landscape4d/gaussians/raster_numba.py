@@ -41,50 +41,54 @@ class NumbaSettings:
 
 @dataclass
 class TileLists:
-    """Which Gaussians touch which 16 x 16 tile, each list in depth order."""
+    """The drawable Gaussians in depth order and which of them touch which 16 x 16 tile."""
 
     tiles_x: int
     tiles_y: int
-    tile_start: np.ndarray  # (n_tiles + 1,) int64 start of each tile's list in gids
-    gids: np.ndarray  # (M,) int32 Gaussian ids
+    order: np.ndarray  # (n,) int64 Gaussian index of each table row (depth order, ties by index)
+    table: np.ndarray  # (n, tiles_k.N_COLS) features of those Gaussians (columns in raster_numba_tiles)
+    tile_start: np.ndarray  # (n_tiles + 1,) int64 start of each tile's list in rows
+    rows: np.ndarray  # (M,) int32 table rows, each tile's list in depth order
 
     @property
     def num_intersections(self) -> int:
-        return int(self.gids.shape[0])
+        return int(self.rows.shape[0])
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def plan_tiles(means2d: np.ndarray, conics: np.ndarray, extents: np.ndarray, reach: np.ndarray,
-               valid: np.ndarray, depths: np.ndarray, width: int, height: int, n_chunks: int) -> TileLists:
-    """Per-tile Gaussian lists in depth order (ties by index) from the projection's outputs (numpy, (N, ...))."""
+def plan_tiles(means2d, conics, opacities, rgb, depths, extents, reach, valid, width: int, height: int,
+               n_chunks: int) -> TileLists:
+    """Depth-ordered Gaussian table and per-tile lists from per-Gaussian numpy arrays: means2d (N, 2), conics
+    (N, 3), opacities (N,), rgb (N, 3), depths (N,), extents (N, 2), reach (N,), valid (N,) bool."""
     tx, ty = (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
-    counts = np.empty(means2d.shape[0], np.int64)
-    tiles_k.count_tiles(means2d, conics, extents, reach, valid, tx, ty, counts)
-    listed = np.flatnonzero(counts)
-    order = listed[tiles_k.radix_argsort(*tiles_k.depth_keys(depths[listed]))]
-    n = counts[order]
-    ends = np.cumsum(n)
+    drawable = np.flatnonzero(valid & (reach > 0))
+    order = drawable[tiles_k.radix_argsort(*tiles_k.depth_keys(depths[drawable]))]
+    table = np.empty((order.shape[0], tiles_k.N_COLS), means2d.dtype)
+    tiles_k.gather_table(order, means2d, conics, opacities, rgb, depths, extents, reach, table)
+    counts = np.empty(order.shape[0], np.int64)
+    tiles_k.count_tiles(table, tx, ty, counts)
+    ends = np.cumsum(counts)
     m = int(ends[-1]) if ends.size else 0
-    pair_tile, pair_gid = np.empty(m, np.int32), np.empty(m, np.int32)
-    tiles_k.fill_pairs(order, ends - n, means2d, conics, extents, reach, tx, ty, pair_tile, pair_gid)
-    tile_start, gids = np.empty(tx * ty + 1, np.int64), np.empty(m, np.int32)
-    tiles_k.sort_by_tile(pair_tile, pair_gid, tx * ty, n_chunks, tile_start, gids)
-    return TileLists(tx, ty, tile_start, gids)
+    pair_tile, pair_row = np.empty(m, np.int32), np.empty(m, np.int32)
+    tiles_k.fill_pairs(table, ends - counts, tx, ty, pair_tile, pair_row)
+    tile_start, rows = np.empty(tx * ty + 1, np.int64), np.empty(m, np.int32)
+    tiles_k.sort_by_tile(pair_tile, pair_row, tx * ty, n_chunks, tile_start, rows)
+    return TileLists(tx, ty, order, table, tile_start, rows)
 
 
 class _Project(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, viewmat, K, width, height, threads):
-        use_threads(threads)
+        n_chunks = use_threads(threads)
         n, dt = means.shape[0], _np(means).dtype
         out = dict(means2d=np.empty((n, 2), dt), conics=np.empty((n, 3), dt), depths=np.empty(n, dt),
                    extents=np.empty((n, 2), dt), reach=np.empty(n, dt), radii=np.empty(n, np.int32),
                    valid=np.empty(n, np.bool_))
         proj_k.project_forward(_np(means), _np(quats), _np(scales), _np(opacities), _np(viewmat), _np(K),
-                               width, height, *out.values())
+                               width, height, n_chunks, *out.values())
         t = {k: torch.from_numpy(v) for k, v in out.items()}
         ctx.save_for_backward(means, quats, scales, viewmat, K, t["valid"])
         ctx.size, ctx.threads = (width, height), threads
@@ -94,11 +98,11 @@ class _Project(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_means2d, g_conics, g_depths, *_):
         means, quats, scales, viewmat, K, valid = ctx.saved_tensors
-        use_threads(ctx.threads)
+        n_chunks = use_threads(ctx.threads)
         dt = _np(means).dtype
         g_means, g_quats, g_scales = (np.empty(t.shape, dt) for t in (means, quats, scales))
         proj_k.project_backward(_np(means), _np(quats), _np(scales), _np(viewmat), _np(K), *ctx.size,
-                                _np(valid), _np(g_means2d), _np(g_conics), _np(g_depths),
+                                _np(valid), _np(g_means2d), _np(g_conics), _np(g_depths), n_chunks,
                                 g_means, g_quats, g_scales)
         return (torch.from_numpy(g_means), torch.from_numpy(g_quats), torch.from_numpy(g_scales),
                 None, None, None, None, None, None)
@@ -106,35 +110,37 @@ class _Project(torch.autograd.Function):
 
 class _Composite(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, rgb, depths, background, extents, tiles, width, height, threads):
+    def forward(ctx, means2d, conics, opacities, rgb, depths, background, extents, reach, valid, width, height,
+                threads):
         n_chunks = use_threads(threads)
-        table = _np(torch.cat([means2d.detach(), conics.detach(), opacities.detach()[:, None], rgb.detach(),
-                               depths.detach()[:, None], extents[:, 1:2]], dim=1))
-        dt = table.dtype
-        color, alpha, depth = np.empty((height, width, 3), dt), np.empty((height, width), dt), np.empty(
-            (height, width), dt)
+        tiles = plan_tiles(*(_np(t) for t in (means2d, conics, opacities, rgb, depths, extents, reach, valid)),
+                           width, height, n_chunks)
+        dt = tiles.table.dtype
+        color, alpha, depth = (np.empty((height, width, c), dt) for c in (3, 1, 1))
         t_final, n_contrib = np.empty((height, width), dt), np.empty((height, width), np.int32)
-        render_k.render_forward(table, tiles.tile_start, tiles.gids, tiles.tiles_x, width, height,
-                                _np(background), n_chunks, color, alpha, depth, t_final, n_contrib)
-        ctx.state = (table, tiles, t_final, n_contrib, _np(background), width, height, threads)
-        return torch.from_numpy(color), torch.from_numpy(alpha)[..., None], torch.from_numpy(depth)[..., None]
+        bg = _np(background)
+        render_k.render_forward(tiles.table, tiles.tile_start, tiles.rows, tiles.tiles_x, width, height, bg,
+                                n_chunks, color, alpha[..., 0], depth[..., 0], t_final, n_contrib)
+        ctx.state = (tiles, t_final, n_contrib, bg, width, height, threads, means2d.shape[0])
+        return torch.from_numpy(color), torch.from_numpy(alpha), torch.from_numpy(depth)
 
     @staticmethod
     def backward(ctx, g_color, g_alpha, g_depth):
-        table, tiles, t_final, n_contrib, bg, width, height, threads = ctx.state
+        tiles, t_final, n_contrib, bg, width, height, threads, n = ctx.state
         n_chunks = use_threads(threads)
-        n = table.shape[0]
-        grads = np.zeros((n_chunks, n, render_k.N_GRAD), table.dtype)
-        render_k.render_backward(table, tiles.tile_start, tiles.gids, tiles.tiles_x, width, height, bg,
+        table, dt = tiles.table, tiles.table.dtype
+        grads = np.empty((n_chunks, table.shape[0], render_k.N_GRAD), dt)
+        render_k.render_backward(table, tiles.tile_start, tiles.rows, tiles.tiles_x, width, height, bg,
                                  n_chunks, t_final, n_contrib, _np(g_color), _np(g_alpha[..., 0]),
                                  _np(g_depth[..., 0]), grads)
-        total = np.empty((n, render_k.N_GRAD), table.dtype)
-        render_k.sum_buffers(grads, total)
-        g = torch.from_numpy(total)
+        row_of = np.full(n, -1, np.int64)
+        row_of[tiles.order] = np.arange(tiles.order.shape[0])
+        out = (np.empty((n, 2), dt), np.empty((n, 3), dt), np.empty(n, dt), np.empty((n, 3), dt), np.empty(n, dt))
+        render_k.gather_grads(grads, row_of, n_chunks, *out)
         g_bg = None
         if ctx.needs_input_grad[5]:
             g_bg = (g_color * torch.from_numpy(t_final)[..., None]).sum((0, 1))
-        return (g[:, 0:2], g[:, 2:5], g[:, 5], g[:, 6:9], g[:, 9], g_bg, None, None, None, None, None)
+        return tuple(torch.from_numpy(a) for a in out) + (g_bg,) + (None,) * 6
 
 
 def rasterize_numba(
@@ -164,9 +170,7 @@ def rasterize_numba(
     if means2d.requires_grad:
         means2d.retain_grad()
     rgb = gaussian_colors(colors, means, viewmat, sh_degree).to(dt)
-    tiles = plan_tiles(_np(means2d), _np(conics), _np(extents), _np(reach), _np(valid), _np(depths), width,
-                       height, use_threads(settings.threads))
     bg = torch.zeros(3, dtype=dt) if background is None else background.to("cpu", dt)
-    color, alpha, depth = _Composite.apply(means2d, conics, opac, rgb, depths, bg, extents, tiles, width, height,
-                                           settings.threads)
+    color, alpha, depth = _Composite.apply(means2d, conics, opac, rgb, depths, bg, extents, reach, valid, width,
+                                           height, settings.threads)
     return RasterOutput(color=color, alpha=alpha, depth=depth, means2d=means2d, radii=radii)

@@ -1,9 +1,13 @@
-"""numba kernels: EWA projection of 3D Gaussians (forward and its hand-written backward), one Gaussian per
-prange iteration.
+"""numba kernels: EWA projection of 3D Gaussians (forward and its hand-written backward), contiguous blocks of
+Gaussians per worker.
 
 Computes what `projection.project_gaussians` computes (same near plane, Jacobian clamp, low-pass, culling, radii,
-extents), for float32 or float64 arrays. The backward chains dL/d(means2d, conics, depths) to dL/d(means, quats,
-scales); culled Gaussians get zero gradients, as in the torch backend.
+extents) for float32 or float64 arrays; the arithmetic is done in float64 (scalars and tuples, which numba keeps
+in registers) and stored in the arrays' type. The backward chains dL/d(means2d, conics, depths) to dL/d(means,
+quats, scales); culled Gaussians get zero gradients, as in the torch backend.
+
+Notation: W the world-to-camera rotation, R the Gaussian's rotation, S its scales, A = W R S, J the 2 x 3
+Jacobian of the perspective projection at the mean (x/z, y/z clamped), M = J A, 2D covariance M M^T + low-pass.
 """
 
 from __future__ import annotations
@@ -21,193 +25,208 @@ _QUAT_EPS = 1e-12
 
 
 @kernel()
-def quat_rotmat(qw, qx, qy, qz, R):
-    """Rotation matrix of the unit quaternion (qw, qx, qy, qz) into R (3, 3)."""
-    R[0, 0] = 1 - 2 * (qy * qy + qz * qz)
-    R[0, 1] = 2 * (qx * qy - qw * qz)
-    R[0, 2] = 2 * (qx * qz + qw * qy)
-    R[1, 0] = 2 * (qx * qy + qw * qz)
-    R[1, 1] = 1 - 2 * (qx * qx + qz * qz)
-    R[1, 2] = 2 * (qy * qz - qw * qx)
-    R[2, 0] = 2 * (qx * qz - qw * qy)
-    R[2, 1] = 2 * (qy * qz + qw * qx)
-    R[2, 2] = 1 - 2 * (qx * qx + qy * qy)
-
-
-@kernel()
-def camera_limits(K, width, height):
-    """fx, fy, cx, cy and the clamp limits of x/z and y/z (1.3x the field of view, as 3DGS)."""
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+def camera_consts(view, K, width, height):
+    """(W rows (3 x 3-tuple), t (3-tuple), (fx, fy, cx, cy), x/z and y/z clamp limits (x_hi, x_lo, y_hi, y_lo))
+    in float64; the limits are 1.3x the field of view, as 3DGS."""
+    v = view.astype(np.float64)
+    W = ((v[0, 0], v[0, 1], v[0, 2]), (v[1, 0], v[1, 1], v[1, 2]), (v[2, 0], v[2, 1], v[2, 2]))
+    t = (v[0, 3], v[1, 3], v[2, 3])
+    fx, fy, cx, cy = np.float64(K[0, 0]), np.float64(K[1, 1]), np.float64(K[0, 2]), np.float64(K[1, 2])
     tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
-    lim = np.empty(4, K.dtype)
-    lim[0] = (width - cx) / fx + 0.3 * tan_x  # x/z upper
-    lim[1] = cx / fx + 0.3 * tan_x  # -(x/z lower)
-    lim[2] = (height - cy) / fy + 0.3 * tan_y
-    lim[3] = cy / fy + 0.3 * tan_y
-    return fx, fy, cx, cy, lim
+    lim = ((width - cx) / fx + 0.3 * tan_x, cx / fx + 0.3 * tan_x, (height - cy) / fy + 0.3 * tan_y,
+           cy / fy + 0.3 * tan_y)
+    return W, t, (fx, fy, cx, cy), lim
 
 
 @kernel()
-def _stack(means, quats, scales, view, i, q, R, A, M, cam, txy, J, lim, fx, fy):
-    """Per-Gaussian intermediates shared by forward and backward, written into the small work arrays:
-    cam (3,) camera coordinates, q (4,) unit quaternion (q[4] = its original norm), R (3, 3) its rotation,
-    A = W R S (3, 3), J (2, 3) the projection Jacobian, M = J A (2, 3), txy (2,) the clamped x/z, y/z.
-    Returns z clamped for division (1 when behind the near plane)."""
-    for r in range(3):
-        cam[r] = view[r, 0] * means[i, 0] + view[r, 1] * means[i, 1] + view[r, 2] * means[i, 2] + view[r, 3]
-    z = cam[2]
-    zs = z if z > NEAR_PLANE else means.dtype.type(1)
-    txy[0] = min(max(cam[0] / zs, -lim[1]), lim[0])
-    txy[1] = min(max(cam[1] / zs, -lim[3]), lim[2])
-    n = math.sqrt(quats[i, 0] ** 2 + quats[i, 1] ** 2 + quats[i, 2] ** 2 + quats[i, 3] ** 2)
-    q[4] = n
-    n = max(n, _QUAT_EPS)
-    for k in range(4):
-        q[k] = quats[i, k] / n
-    quat_rotmat(q[0], q[1], q[2], q[3], R)
-    for r in range(3):
-        for c in range(3):
-            A[r, c] = (view[r, 0] * R[0, c] + view[r, 1] * R[1, c] + view[r, 2] * R[2, c]) * scales[i, c]
-    J[0, 0], J[0, 1], J[0, 2] = fx / zs, 0, -fx * txy[0] / zs
-    J[1, 0], J[1, 1], J[1, 2] = 0, fy / zs, -fy * txy[1] / zs
-    for r in range(2):
-        for c in range(3):
-            M[r, c] = J[r, 0] * A[0, c] + J[r, 1] * A[1, c] + J[r, 2] * A[2, c]
-    return zs
+def _dot(a, b):
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
 @kernel()
-def _cov2d(M):
-    """(xx, xy, yy) of M M^T + the low-pass."""
-    low = M.dtype.type(LOW_PASS)
-    cxx = M[0, 0] * M[0, 0] + M[0, 1] * M[0, 1] + M[0, 2] * M[0, 2] + low
-    cxy = M[0, 0] * M[1, 0] + M[0, 1] * M[1, 1] + M[0, 2] * M[1, 2]
-    cyy = M[1, 0] * M[1, 0] + M[1, 1] * M[1, 1] + M[1, 2] * M[1, 2] + low
-    return cxx, cxy, cyy
+def _unit_quat(quats, i):
+    """(unit quaternion (w, x, y, z), original norm) of row i."""
+    w, x, y, z = (np.float64(quats[i, 0]), np.float64(quats[i, 1]), np.float64(quats[i, 2]),
+                  np.float64(quats[i, 3]))
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    m = max(n, _QUAT_EPS)
+    return (w / m, x / m, y / m, z / m), n
+
+
+@kernel()
+def _rotmat(q):
+    """Rows of the rotation matrix of the unit quaternion q = (w, x, y, z)."""
+    w, x, y, z = q
+    return ((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
+            (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
+            (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
+
+
+@kernel()
+def _stack(means, quats, scales, i, W, t, f, lim):
+    """Intermediates shared by forward and backward for Gaussian i: camera coordinates cam, z for division
+    (1 behind the near plane), clamped (x/z, y/z), unit quaternion and its norm, R, s, A, J (j00, j02, j11, j12;
+    j01 = j10 = 0), M rows."""
+    m = (np.float64(means[i, 0]), np.float64(means[i, 1]), np.float64(means[i, 2]))
+    cam = (_dot(W[0], m) + t[0], _dot(W[1], m) + t[1], _dot(W[2], m) + t[2])
+    zs = cam[2] if cam[2] > NEAR_PLANE else 1.0
+    txy = (min(max(cam[0] / zs, -lim[1]), lim[0]), min(max(cam[1] / zs, -lim[3]), lim[2]))
+    q, qn = _unit_quat(quats, i)
+    R = _rotmat(q)
+    s = (np.float64(scales[i, 0]), np.float64(scales[i, 1]), np.float64(scales[i, 2]))
+    A = ((_dot(W[0], (R[0][0], R[1][0], R[2][0])) * s[0], _dot(W[0], (R[0][1], R[1][1], R[2][1])) * s[1],
+          _dot(W[0], (R[0][2], R[1][2], R[2][2])) * s[2]),
+         (_dot(W[1], (R[0][0], R[1][0], R[2][0])) * s[0], _dot(W[1], (R[0][1], R[1][1], R[2][1])) * s[1],
+          _dot(W[1], (R[0][2], R[1][2], R[2][2])) * s[2]),
+         (_dot(W[2], (R[0][0], R[1][0], R[2][0])) * s[0], _dot(W[2], (R[0][1], R[1][1], R[2][1])) * s[1],
+          _dot(W[2], (R[0][2], R[1][2], R[2][2])) * s[2]))
+    J = (f[0] / zs, -f[0] * txy[0] / zs, f[1] / zs, -f[1] * txy[1] / zs)
+    M0 = (J[0] * A[0][0] + J[1] * A[2][0], J[0] * A[0][1] + J[1] * A[2][1], J[0] * A[0][2] + J[1] * A[2][2])
+    M1 = (J[2] * A[1][0] + J[3] * A[2][0], J[2] * A[1][1] + J[3] * A[2][1], J[2] * A[1][2] + J[3] * A[2][2])
+    return cam, zs, txy, q, qn, R, s, A, J, M0, M1
+
+
+@kernel()
+def _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height,
+                 means2d, conics, depths, extents, reach, radii, valid):
+    """Project Gaussian i (see project_forward)."""
+    cam, zs, txy, q, qn, R, s, A, J, M0, M1 = _stack(means, quats, scales, i, W, t, f, lim)
+    u = f[0] * cam[0] / zs + f[2]
+    v = f[1] * cam[1] / zs + f[3]
+    cxx, cxy, cyy = _dot(M0, M0) + LOW_PASS, _dot(M0, M1), _dot(M1, M1) + LOW_PASS
+    det = max(cxx * cyy - cxy * cxy, _DET_MIN)
+    a, b, c = cyy / det, -cxy / det, cxx / det
+    means2d[i, 0], means2d[i, 1] = u, v
+    conics[i, 0], conics[i, 1], conics[i, 2] = a, b, c
+    depths[i] = cam[2]
+    sdx, sdy = math.sqrt(max(cxx, 0.0)), math.sqrt(max(cyy, 0.0))
+    o = min(np.float64(opacities[i]), 1.0)
+    rch = math.sqrt(max(2.0 * math.log(max(o, ALPHA_MIN) / ALPHA_MIN), 0.0))
+    reach[i] = rch
+    extents[i, 0], extents[i, 1] = rch * sdx, rch * sdy
+    ex, ey = SIGMA_CUTOFF * sdx, SIGMA_CUTOFF * sdy
+    on_screen = (u + ex > 0) & (u - ex < width) & (v + ey > 0) & (v - ey < height)
+    finite = np.isfinite(u) & np.isfinite(v) & np.isfinite(a) & np.isfinite(b) & np.isfinite(c)
+    ok = (cam[2] > NEAR_PLANE) & on_screen & finite
+    valid[i] = ok
+    mid = 0.5 * (cxx + cyy)
+    lam = mid + math.sqrt(max(mid * mid - det, 0.1))
+    radii[i] = np.int32(math.ceil(SIGMA_CUTOFF * math.sqrt(lam))) if ok else np.int32(0)
 
 
 @kernel(parallel=True)
-def project_forward(means, quats, scales, opacities, view, K, width, height,
+def project_forward(means, quats, scales, opacities, view, K, width, height, n_chunks,
                     means2d, conics, depths, extents, reach, radii, valid):
     """means (N, 3), quats (N, 4), scales (N, 3), opacities (N,), view (4, 4), K (3, 3) -> fills means2d (N, 2),
     conics (N, 3), depths (N,), extents (N, 2), reach (N,), radii (N,) int32, valid (N,) bool."""
-    dt = means.dtype.type
-    fx, fy, cx, cy, lim = camera_limits(K, width, height)
-    for i in prange(means.shape[0]):
-        q, cam, txy = np.empty(5, means.dtype), np.empty(3, means.dtype), np.empty(2, means.dtype)
-        R, A = np.empty((3, 3), means.dtype), np.empty((3, 3), means.dtype)
-        M, J = np.empty((2, 3), means.dtype), np.empty((2, 3), means.dtype)
-        zs = _stack(means, quats, scales, view, i, q, R, A, M, cam, txy, J, lim, fx, fy)
-        u = fx * cam[0] / zs + cx
-        v = fy * cam[1] / zs + cy
-        cxx, cxy, cyy = _cov2d(M)
-        det = max(cxx * cyy - cxy * cxy, dt(_DET_MIN))
-        a, b, c = cyy / det, -cxy / det, cxx / det
-        means2d[i, 0], means2d[i, 1] = u, v
-        conics[i, 0], conics[i, 1], conics[i, 2] = a, b, c
-        depths[i] = cam[2]
-        sdx, sdy = math.sqrt(max(cxx, dt(0))), math.sqrt(max(cyy, dt(0)))
-        o = min(opacities[i], dt(1))
-        rch = math.sqrt(max(dt(2) * math.log(max(o, dt(ALPHA_MIN)) / dt(ALPHA_MIN)), dt(0)))
-        reach[i] = rch
-        extents[i, 0], extents[i, 1] = rch * sdx, rch * sdy
-        ex, ey = dt(SIGMA_CUTOFF) * sdx, dt(SIGMA_CUTOFF) * sdy
-        on_screen = (u + ex > 0) and (u - ex < width) and (v + ey > 0) and (v - ey < height)
-        finite = (np.isfinite(u) and np.isfinite(v) and np.isfinite(a) and np.isfinite(b)
-                  and np.isfinite(c))
-        ok = cam[2] > NEAR_PLANE and on_screen and finite
-        valid[i] = ok
-        mid = dt(0.5) * (cxx + cyy)
-        lam = mid + math.sqrt(max(mid * mid - det, dt(0.1)))
-        radii[i] = np.int32(math.ceil(dt(SIGMA_CUTOFF) * math.sqrt(lam))) if ok else np.int32(0)
+    n = means.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for ch in prange(n_chunks):
+        W, t, f, lim = camera_consts(view, K, width, height)  # (tuples cannot enter a prange body)
+        for i in range(ch * size, min(n, (ch + 1) * size)):
+            _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height,
+                         means2d, conics, depths, extents, reach, radii, valid)
 
 
 @kernel()
-def _conic_grads(M, det_raw, cxx, cxy, cyy, ga, gb, gc, gM):
-    """dL/dM (2, 3) into gM from dL/d(conic a, b, c), conic = inverse of M M^T + low-pass."""
+def _conic_grads(M0, M1, ga, gb, gc):
+    """dL/dM rows from dL/d(conic a, b, c), conic = inverse of M M^T + low-pass (determinant clamped)."""
+    cxx, cxy, cyy = _dot(M0, M0) + LOW_PASS, _dot(M0, M1), _dot(M1, M1) + LOW_PASS
+    det_raw = cxx * cyy - cxy * cxy
     det = max(det_raw, _DET_MIN)
     a, b, c = cyy / det, -cxy / det, cxx / det
-    gdet = -(ga * a + gb * b + gc * c) / det if det_raw >= _DET_MIN else det * 0
+    gdet = -(ga * a + gb * b + gc * c) / det if det_raw >= _DET_MIN else 0.0
     gxx = gc / det + gdet * cyy
     gyy = ga / det + gdet * cxx
     gxy = -gb / det - 2 * gdet * cxy
-    for k in range(3):
-        gM[0, k] = 2 * gxx * M[0, k] + gxy * M[1, k]
-        gM[1, k] = 2 * gyy * M[1, k] + gxy * M[0, k]
+    g0 = (2 * gxx * M0[0] + gxy * M1[0], 2 * gxx * M0[1] + gxy * M1[1], 2 * gxx * M0[2] + gxy * M1[2])
+    g1 = (2 * gyy * M1[0] + gxy * M0[0], 2 * gyy * M1[1] + gxy * M0[1], 2 * gyy * M1[2] + gxy * M0[2])
+    return g0, g1
 
 
 @kernel()
-def _quat_grads(q, gR, out, i):
-    """dL/dquats[i] from dL/dR (3, 3), through the normalisation (q[:4] unit quaternion, q[4] original norm)."""
-    w, x, y, z = q[0], q[1], q[2], q[3]
-    gw = 2 * (-z * gR[0, 1] + y * gR[0, 2] + z * gR[1, 0] - x * gR[1, 2] - y * gR[2, 0] + x * gR[2, 1])
-    gx = 2 * (y * gR[0, 1] + z * gR[0, 2] + y * gR[1, 0] - 2 * x * gR[1, 1] - w * gR[1, 2] + z * gR[2, 0]
-              + w * gR[2, 1] - 2 * x * gR[2, 2])
-    gy = 2 * (-2 * y * gR[0, 0] + x * gR[0, 1] + w * gR[0, 2] + x * gR[1, 0] + z * gR[1, 2] - w * gR[2, 0]
-              + z * gR[2, 1] - 2 * y * gR[2, 2])
-    gz = 2 * (-2 * z * gR[0, 0] - w * gR[0, 1] + x * gR[0, 2] + w * gR[1, 0] - 2 * z * gR[1, 1] + y * gR[1, 2]
-              + x * gR[2, 0] + y * gR[2, 1])
-    if q[4] > _QUAT_EPS:  # d(q / |q|) = (g - qhat (qhat . g)) / |q|
+def _quat_grads(q, qn, gR):
+    """dL/d(quaternion as given) from dL/dR (rows), through the normalisation."""
+    w, x, y, z = q
+    g = gR
+    gw = 2 * (-z * g[0][1] + y * g[0][2] + z * g[1][0] - x * g[1][2] - y * g[2][0] + x * g[2][1])
+    gx = 2 * (y * g[0][1] + z * g[0][2] + y * g[1][0] - 2 * x * g[1][1] - w * g[1][2] + z * g[2][0]
+              + w * g[2][1] - 2 * x * g[2][2])
+    gy = 2 * (-2 * y * g[0][0] + x * g[0][1] + w * g[0][2] + x * g[1][0] + z * g[1][2] - w * g[2][0]
+              + z * g[2][1] - 2 * y * g[2][2])
+    gz = 2 * (-2 * z * g[0][0] - w * g[0][1] + x * g[0][2] + w * g[1][0] - 2 * z * g[1][1] + y * g[1][2]
+              + x * g[2][0] + y * g[2][1])
+    if qn > _QUAT_EPS:  # d(q / |q|) = (g - qhat (qhat . g)) / |q|
         dot = w * gw + x * gx + y * gy + z * gz
-        out[i, 0] = (gw - w * dot) / q[4]
-        out[i, 1] = (gx - x * dot) / q[4]
-        out[i, 2] = (gy - y * dot) / q[4]
-        out[i, 3] = (gz - z * dot) / q[4]
-    else:
-        out[i, 0], out[i, 1], out[i, 2], out[i, 3] = gw / _QUAT_EPS, gx / _QUAT_EPS, gy / _QUAT_EPS, gz / _QUAT_EPS
+        return (gw - w * dot) / qn, (gx - x * dot) / qn, (gy - y * dot) / qn, (gz - z * dot) / qn
+    return gw / _QUAT_EPS, gx / _QUAT_EPS, gy / _QUAT_EPS, gz / _QUAT_EPS
 
 
 @kernel()
-def _jacobian_grads(cam, txy, gJ, gcam, fx, fy, lim):
-    """Add dL/dcam (3,) from dL/dJ (2, 3) (J depends on z and the clamped x/z, y/z)."""
-    z = cam[2]
-    gcam[2] += (-fx * gJ[0, 0] + fx * txy[0] * gJ[0, 2] - fy * gJ[1, 1] + fy * txy[1] * gJ[1, 2]) / (z * z)
-    gt = (-fx * gJ[0, 2] / z, -fy * gJ[1, 2] / z)
-    for k in range(2):
-        t = cam[k] / z
-        if -lim[2 * k + 1] < t < lim[2 * k]:  # not clamped
-            gcam[k] += gt[k] / z
-            gcam[2] -= gt[k] * t / z
+def _camera_grads(cam, zs, txy, J, gJ, gu, gv, gz, f, lim):
+    """dL/dcam from dL/d(u, v, depth) and dL/dJ (j00, j02, j11, j12)."""
+    fx, fy = f[0], f[1]
+    gx, gy = fx * gu / zs, fy * gv / zs
+    gzz = gz - (fx * cam[0] * gu + fy * cam[1] * gv) / (zs * zs)
+    gzz += (-fx * gJ[0] + fx * txy[0] * gJ[1] - fy * gJ[2] + fy * txy[1] * gJ[3]) / (zs * zs)
+    gtx, gty = -fx * gJ[1] / zs, -fy * gJ[3] / zs  # through the clamped x/z, y/z where not clamped
+    tx, ty = cam[0] / zs, cam[1] / zs
+    if -lim[1] < tx < lim[0]:
+        gx += gtx / zs
+        gzz -= gtx * tx / zs
+    if -lim[3] < ty < lim[2]:
+        gy += gty / zs
+        gzz -= gty * ty / zs
+    return gx, gy, gzz
+
+
+@kernel()
+def _backward_one(means, quats, scales, i, W, t, f, lim, g_means2d, g_conics, g_depths, g_means, g_quats,
+                  g_scales):
+    """Gradients of Gaussian i (see project_backward)."""
+    cam, zs, txy, q, qn, R, s, A, J, M0, M1 = _stack(means, quats, scales, i, W, t, f, lim)
+    gM0, gM1 = _conic_grads(M0, M1, np.float64(g_conics[i, 0]), np.float64(g_conics[i, 1]),
+                            np.float64(g_conics[i, 2]))
+    gJ = (_dot(gM0, A[0]), _dot(gM0, A[2]), _dot(gM1, A[1]), _dot(gM1, A[2]))  # M = J A
+    gA = ((J[0] * gM0[0], J[0] * gM0[1], J[0] * gM0[2]), (J[2] * gM1[0], J[2] * gM1[1], J[2] * gM1[2]),
+          (J[1] * gM0[0] + J[3] * gM1[0], J[1] * gM0[1] + J[3] * gM1[1], J[1] * gM0[2] + J[3] * gM1[2]))
+    # A = W R S: (W^T dL/dA)[r][c] = wt; dL/dR = wt s_c, dL/ds_c = sum_r wt R[r][c]
+    wt = ((W[0][0] * gA[0][0] + W[1][0] * gA[1][0] + W[2][0] * gA[2][0],
+           W[0][0] * gA[0][1] + W[1][0] * gA[1][1] + W[2][0] * gA[2][1],
+           W[0][0] * gA[0][2] + W[1][0] * gA[1][2] + W[2][0] * gA[2][2]),
+          (W[0][1] * gA[0][0] + W[1][1] * gA[1][0] + W[2][1] * gA[2][0],
+           W[0][1] * gA[0][1] + W[1][1] * gA[1][1] + W[2][1] * gA[2][1],
+           W[0][1] * gA[0][2] + W[1][1] * gA[1][2] + W[2][1] * gA[2][2]),
+          (W[0][2] * gA[0][0] + W[1][2] * gA[1][0] + W[2][2] * gA[2][0],
+           W[0][2] * gA[0][1] + W[1][2] * gA[1][1] + W[2][2] * gA[2][1],
+           W[0][2] * gA[0][2] + W[1][2] * gA[1][2] + W[2][2] * gA[2][2]))
+    for c in range(3):
+        g_scales[i, c] = wt[0][c] * R[0][c] + wt[1][c] * R[1][c] + wt[2][c] * R[2][c]
+    gR = ((wt[0][0] * s[0], wt[0][1] * s[1], wt[0][2] * s[2]), (wt[1][0] * s[0], wt[1][1] * s[1], wt[1][2] * s[2]),
+          (wt[2][0] * s[0], wt[2][1] * s[1], wt[2][2] * s[2]))
+    gq = _quat_grads(q, qn, gR)
+    for k in range(4):
+        g_quats[i, k] = gq[k]
+    gcam = _camera_grads(cam, zs, txy, J, gJ, np.float64(g_means2d[i, 0]), np.float64(g_means2d[i, 1]),
+                         np.float64(g_depths[i]), f, lim)
+    for k in range(3):  # cam = W m + t
+        g_means[i, k] = W[0][k] * gcam[0] + W[1][k] * gcam[1] + W[2][k] * gcam[2]
 
 
 @kernel(parallel=True)
 def project_backward(means, quats, scales, view, K, width, height, valid, g_means2d, g_conics, g_depths,
-                     g_means, g_quats, g_scales):
+                     n_chunks, g_means, g_quats, g_scales):
     """dL/d(means2d (N, 2), conics (N, 3), depths (N,)) -> fills g_means (N, 3), g_quats (N, 4), g_scales (N, 3)
     (zero for culled Gaussians)."""
-    dt = means.dtype
-    fx, fy, cx, cy, lim = camera_limits(K, width, height)
-    for i in prange(means.shape[0]):
-        for k in range(4):
-            g_quats[i, k] = 0
-        for k in range(3):
-            g_means[i, k], g_scales[i, k] = 0, 0
-        if not valid[i]:
-            continue
-        q, cam, txy = np.empty(5, dt), np.empty(3, dt), np.empty(2, dt)
-        R, A, M, J = np.empty((3, 3), dt), np.empty((3, 3), dt), np.empty((2, 3), dt), np.empty((2, 3), dt)
-        zs = _stack(means, quats, scales, view, i, q, R, A, M, cam, txy, J, lim, fx, fy)
-        cxx, cxy, cyy = _cov2d(M)
-        gM = np.empty((2, 3), dt)
-        _conic_grads(M, cxx * cyy - cxy * cxy, cxx, cxy, cyy, g_conics[i, 0], g_conics[i, 1], g_conics[i, 2], gM)
-        gJ, gA, gR = np.empty((2, 3), dt), np.empty((3, 3), dt), np.empty((3, 3), dt)
-        for r in range(2):  # M = J A
-            for c in range(3):
-                gJ[r, c] = gM[r, 0] * A[c, 0] + gM[r, 1] * A[c, 1] + gM[r, 2] * A[c, 2]
-        for r in range(3):  # dL/dA = J^T dL/dM
-            for c in range(3):
-                gA[r, c] = J[0, r] * gM[0, c] + J[1, r] * gM[1, c]
-        for r in range(3):  # A = W R S: dL/dR = W^T dL/dA S, dL/ds = sum_r (W^T dL/dA)[r, c] R[r, c]
-            for c in range(3):
-                wt = view[0, r] * gA[0, c] + view[1, r] * gA[1, c] + view[2, r] * gA[2, c]
-                gR[r, c] = wt * scales[i, c]
-                g_scales[i, c] += wt * R[r, c]
-        _quat_grads(q, gR, g_quats, i)
-        gcam = np.zeros(3, dt)
-        gu, gv = g_means2d[i, 0], g_means2d[i, 1]
-        gcam[0] = fx * gu / zs
-        gcam[1] = fy * gv / zs
-        gcam[2] = g_depths[i] - (fx * cam[0] * gu + fy * cam[1] * gv) / (zs * zs)
-        _jacobian_grads(cam, txy, gJ, gcam, fx, fy, lim)
-        for k in range(3):  # cam = W m + t
-            g_means[i, k] = view[0, k] * gcam[0] + view[1, k] * gcam[1] + view[2, k] * gcam[2]
+    n = means.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for ch in prange(n_chunks):
+        W, t, f, lim = camera_consts(view, K, width, height)  # (tuples cannot enter a prange body)
+        for i in range(ch * size, min(n, (ch + 1) * size)):
+            if valid[i]:
+                _backward_one(means, quats, scales, i, W, t, f, lim, g_means2d, g_conics, g_depths,
+                              g_means, g_quats, g_scales)
+            else:
+                g_means[i, :] = 0
+                g_quats[i, :] = 0
+                g_scales[i, :] = 0

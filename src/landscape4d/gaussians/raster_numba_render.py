@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from .projection import ALPHA_MAX, ALPHA_MIN, T_MIN
-from .raster_numba_jit import REDUCE_MATH, fexp, kernel, like
+from .raster_numba_jit import CONTRACT, REDUCE_MATH, fexp, kernel, like
 from .raster_numba_tiles import TILE
 
 N_GRAD = 10  # gradient columns: mx, my, a, b, c, opacity, r, g, b, depth
@@ -31,10 +31,10 @@ P = TILE * TILE
 _HALF = 0.5 * TILE
 
 
-@kernel()
+@kernel(fastmath=CONTRACT)
 def alpha_at(o, a, b, c, dx, dy):
-    """(alpha clamped at 0.99, exp(power)) at offset (dx, dy) from the mean; strict IEEE arithmetic (no fast-math
-    flags), so that the forward and the backward take the same cut-off decisions."""
+    """(alpha clamped at 0.99, exp(power)) at offset (dx, dy) from the mean; no reordering (see CONTRACT), so
+    that the forward and the backward take the same cut-off decisions."""
     e = fexp(like(dx, -0.5) * (a * dx * dx + c * dy * dy) - b * dx * dy)
     return min(like(dx, ALPHA_MAX), o * e), e
 
@@ -59,54 +59,65 @@ def pixel_offsets(dt):
 
 
 @kernel()
-def _start_tile(T, color, depth, done, last, nx, ny):
-    """Reset the per-pixel state; pixels outside the image (nx x ny valid) start terminated. Returns the number
-    of live pixels."""
+def _start_tile(T, cr, cg, cb, depth, done, last, nx, ny):
+    """Reset the per-pixel state; pixels outside the image (nx x ny valid) start terminated."""
     for p in range(P):
-        T[p] = 1
-        color[p, 0], color[p, 1], color[p, 2] = 0, 0, 0
-        depth[p] = 0
-        last[p] = 0
+        T[p], cr[p], cg[p], cb[p], depth[p], last[p] = 1, 0, 0, 0, 0, 0
         done[p] = 0 if (p % TILE) < nx and (p // TILE) < ny else 1
-    return nx * ny
 
 
 @kernel()
-def _composite(table, gids, start, end, ox, oy, px, py, T, color, depth, done, last, live):
-    """Blend the tile's list gids[start:end] (depth order) into the pixel state, front to back."""
+def _live_rows(done):
+    """First and last row of the tile with a pixel still compositing (first > last when none)."""
+    first, last = TILE, -1
+    for r in range(TILE):
+        for p in range(r * TILE, (r + 1) * TILE):
+            if done[p] == 0:
+                first, last = min(first, r), r
+                break
+    return first, last
+
+
+@kernel(fastmath=CONTRACT)
+def _composite(table, lists, start, end, ox, oy, px, py, T, cr, cg, cb, depth, done, last):
+    """Blend the tile's list lists[start:end] (depth order) into the pixel state, front to back, over the rows
+    that still have live pixels (updated every 8 Gaussians) until every pixel has terminated. The pixel loop
+    only reads the state into locals and stores selects of locals (no branches, no 64-bit integers: it
+    vectorises)."""
     dt = table.dtype.type
     amin, tmin, one, zero = dt(ALPHA_MIN), dt(T_MIN), dt(1), dt(0)
+    live0, live1 = _live_rows(done)
     for k in range(start, end):
-        g = gids[k]
+        kk = np.int32(k - start + 1)
+        if (kk & 7) == 0:
+            live0, live1 = _live_rows(done)
+        if live0 > live1:
+            break
+        g = lists[k]
         mx, my = table[g, 0] - ox, table[g, 1] - oy
         a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
-        cr, cg, cb, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
+        r, gr, bl, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
         r0, r1 = row_range(my, table[g, 10])
-        kk = np.int32(k - start + 1)
-        stopped = 0
+        r0, r1 = max(r0, live0), min(r1, live1)
         for p in range(np.uint64(r0 * TILE), np.uint64((r1 + 1) * TILE)):
             al, _ = alpha_at(o, a, b, c, px[p] - mx, py[p] - my)
-            t = T[p]
+            t, d, lp = T[p], done[p], last[p]
             t_new = t * (one - al)
-            hit = (al >= amin) & (done[p] == zero)
+            hit = (al >= amin) & (d == 0)
             stop = hit & (t_new < tmin)
             use = hit & (t_new >= tmin)
             w = al * t if use else zero
-            color[p, 0] += w * cr
-            color[p, 1] += w * cg
-            color[p, 2] += w * cb
+            cr[p] += w * r
+            cg[p] += w * gr
+            cb[p] += w * bl
             depth[p] += w * z
             T[p] = t_new if use else t
-            last[p] = kk if use else last[p]
-            done[p] = one if stop else done[p]
-            stopped += np.int32(1) if stop else np.int32(0)
-        live -= stopped
-        if live <= 0:
-            break
+            last[p] = kk if use else lp
+            done[p] = np.int32(1) if stop else d
 
 
 @kernel(parallel=True)
-def render_forward(table, tile_start, gids, tiles_x, width, height, bg, n_chunks,
+def render_forward(table, tile_start, lists, tiles_x, width, height, bg, n_chunks,
                    out_color, out_alpha, out_depth, t_final, n_contrib):
     """Composite every tile. Writes out_color (H, W, 3) (background included), out_alpha (H, W), out_depth
     (H, W), and for the backward t_final (H, W) and n_contrib (H, W) int32."""
@@ -114,21 +125,22 @@ def render_forward(table, tile_start, gids, tiles_x, width, height, bg, n_chunks
     n_tiles = tile_start.shape[0] - 1
     for ch in prange(n_chunks):
         px, py = pixel_offsets(dt)
-        T, color, depth = np.empty(P, dt), np.empty((P, 3), dt), np.empty(P, dt)
-        done, last = np.empty(P, dt), np.empty(P, np.int32)
+        T, cr, cg, cb, depth = np.empty(P, dt), np.empty(P, dt), np.empty(P, dt), np.empty(P, dt), np.empty(P, dt)
+        done, last = np.empty(P, np.int32), np.empty(P, np.int32)
         for tile in range(ch, n_tiles, n_chunks):
             x0, y0 = (tile % tiles_x) * TILE, (tile // tiles_x) * TILE
             nx, ny = min(TILE, width - x0), min(TILE, height - y0)
-            live = _start_tile(T, color, depth, done, last, nx, ny)
+            _start_tile(T, cr, cg, cb, depth, done, last, nx, ny)
             ox, oy = table.dtype.type(x0 + _HALF), table.dtype.type(y0 + _HALF)
-            _composite(table, gids, tile_start[tile], tile_start[tile + 1], ox, oy, px, py,
-                       T, color, depth, done, last, live)
+            _composite(table, lists, tile_start[tile], tile_start[tile + 1], ox, oy, px, py,
+                       T, cr, cg, cb, depth, done, last)
             for p in range(P):
                 i, j = p // TILE, p % TILE
                 if i < ny and j < nx:
                     t = T[p]
-                    for ch3 in range(3):
-                        out_color[y0 + i, x0 + j, ch3] = color[p, ch3] + t * bg[ch3]
+                    out_color[y0 + i, x0 + j, 0] = cr[p] + t * bg[0]
+                    out_color[y0 + i, x0 + j, 1] = cg[p] + t * bg[1]
+                    out_color[y0 + i, x0 + j, 2] = cb[p] + t * bg[2]
                     out_alpha[y0 + i, x0 + j] = 1 - t
                     out_depth[y0 + i, x0 + j] = depth[p]
                     t_final[y0 + i, x0 + j] = t
@@ -136,50 +148,64 @@ def render_forward(table, tile_start, gids, tiles_x, width, height, bg, n_chunks
 
 
 @kernel()
-def _load_tile(g_color, g_alpha, g_depth, bg, t_final, n_contrib, x0, y0, nx, ny, T, E, gc, last):
-    """Per-pixel backward state of one tile: T final transmittance, E = bg . dL/dC - dL/dalpha, gc (P, 4) the
-    gradients of the colour and depth images, last the contributor count (0 outside the image)."""
-    m = 0
+def _load_tile(g_color, g_alpha, g_depth, bg, t_final, n_contrib, x0, y0, nx, ny, T, E, gc, last, row_last):
+    """Per-pixel backward state of one tile: T final transmittance, E = bg . dL/dC - dL/dalpha, gc (4, P) the
+    gradients of the colour and depth images, last the contributor count (0 outside the image), row_last
+    (TILE,) its maximum per row. Returns the maximum over the tile."""
+    row_last[:] = 0
     for p in range(P):
         i, j = p // TILE, p % TILE
         if i < ny and j < nx:
             y, x = y0 + i, x0 + j
             T[p], last[p] = t_final[y, x], n_contrib[y, x]
             for k in range(3):
-                gc[p, k] = g_color[y, x, k]
-            gc[p, 3] = g_depth[y, x]
-            E[p] = bg[0] * gc[p, 0] + bg[1] * gc[p, 1] + bg[2] * gc[p, 2] - g_alpha[y, x]
-            m = max(m, last[p])
+                gc[k, p] = g_color[y, x, k]
+            gc[3, p] = g_depth[y, x]
+            E[p] = bg[0] * gc[0, p] + bg[1] * gc[1, p] + bg[2] * gc[2, p] - g_alpha[y, x]
+            row_last[i] = max(row_last[i], last[p])
         else:
             T[p], E[p], last[p] = 1, 0, 0
-            gc[p, 0], gc[p, 1], gc[p, 2], gc[p, 3] = 0, 0, 0, 0
-    return m
+            gc[0, p], gc[1, p], gc[2, p], gc[3, p] = 0, 0, 0, 0
+    return row_last.max()
+
+
+@kernel()
+def _active_rows(row_last, kk):
+    """First and last row with a pixel that list entry kk may have contributed to (row_last >= kk)."""
+    first, last = TILE, -1
+    for r in range(TILE):
+        if row_last[r] >= kk:
+            first, last = min(first, r), r
+    return first, last
 
 
 @kernel(fastmath=REDUCE_MATH)
-def _gaussian_grads(table, g, kk, ox, oy, px, py, T, E, gc, last, out):
-    """Walk one Gaussian (list entry kk, 1-based) of a tile backwards: update T and E of the pixels it covered
-    and add its gradient sums (N_GRAD,) to out."""
+def _gaussian_grads(table, g, kk, ox, oy, px, py, T, E, gc, last, rows, out):
+    """Walk one Gaussian (list entry kk, 1-based) of a tile backwards over the rows in `rows` (first, last):
+    update T and E of the pixels it covered and add its gradient sums (N_GRAD,) to out[g]. Like the forward,
+    the pixel loop only stores selects of locals."""
     dt = table.dtype.type
     amin, amax, one, zero, half = dt(ALPHA_MIN), dt(ALPHA_MAX), dt(1), dt(0), dt(0.5)
     mx, my = table[g, 0] - ox, table[g, 1] - oy
     a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
     cr, cg, cb, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
     r0, r1 = row_range(my, table[g, 10])
+    r0, r1 = max(r0, rows[0]), min(r1, rows[1])
     s_mx, s_my, s_a, s_b, s_c, s_o, s_r, s_g, s_b2, s_z = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     for p in range(np.uint64(r0 * TILE), np.uint64((r1 + 1) * TILE)):
         dx, dy = px[p] - mx, py[p] - my
         al, e = alpha_at(o, a, b, c, dx, dy)
+        tp, ep = T[p], E[p]
         use = (al >= amin) & (kk <= last[p])
         one_m = one - al
-        t = T[p] / one_m  # transmittance before this Gaussian
-        q = cr * gc[p, 0] + cg * gc[p, 1] + cb * gc[p, 2] + z * gc[p, 3]
-        d_alpha = t * (q - E[p])
+        t = tp / one_m  # transmittance before this Gaussian
+        q = cr * gc[0, p] + cg * gc[1, p] + cb * gc[2, p] + z * gc[3, p]
+        d_alpha = t * (q - ep)
         w = al * t if use else zero
-        s_r += w * gc[p, 0]
-        s_g += w * gc[p, 1]
-        s_b2 += w * gc[p, 2]
-        s_z += w * gc[p, 3]
+        s_r += w * gc[0, p]
+        s_g += w * gc[1, p]
+        s_b2 += w * gc[2, p]
+        s_z += w * gc[3, p]
         d_e = d_alpha * e if use & (o * e <= amax) else zero  # zero where alpha is clamped
         s_o += d_e
         d_pow = d_e * o  # dL/dpower = dL/dalpha * alpha
@@ -188,39 +214,55 @@ def _gaussian_grads(table, g, kk, ox, oy, px, py, T, E, gc, last, out):
         s_a -= half * d_pow * dx * dx
         s_b -= d_pow * dx * dy
         s_c -= half * d_pow * dy * dy
-        T[p] = t if use else T[p]
-        E[p] = al * q + one_m * E[p] if use else E[p]
+        T[p] = t if use else tp
+        E[p] = al * q + one_m * ep if use else ep
     sums = (s_mx, s_my, s_a, s_b, s_c, s_o, s_r, s_g, s_b2, s_z)
     for k in range(N_GRAD):
         out[g, k] += sums[k]
 
 
 @kernel(parallel=True)
-def render_backward(table, tile_start, gids, tiles_x, width, height, bg, n_chunks, t_final, n_contrib,
+def render_backward(table, tile_start, lists, tiles_x, width, height, bg, n_chunks, t_final, n_contrib,
                     g_color, g_alpha, g_depth, grads):
-    """Gradients into grads (n_chunks, N, N_GRAD), one buffer per worker (zeroed by the caller)."""
+    """Gradients into grads (n_chunks, n, N_GRAD) per table row, one buffer per worker (each zeroes its own)."""
     dt = table.dtype
     n_tiles = tile_start.shape[0] - 1
     for ch in prange(n_chunks):
+        grads[ch] = 0
         px, py = pixel_offsets(dt)
-        T, E, gc, last = np.empty(P, dt), np.empty(P, dt), np.empty((P, 4), dt), np.empty(P, np.int32)
+        T, E, gc, last = np.empty(P, dt), np.empty(P, dt), np.empty((4, P), dt), np.empty(P, np.int32)
+        row_last = np.empty(TILE, np.int32)
         out = grads[ch]
         for tile in range(ch, n_tiles, n_chunks):
             x0, y0 = (tile % tiles_x) * TILE, (tile // tiles_x) * TILE
             nx, ny = min(TILE, width - x0), min(TILE, height - y0)
-            m = _load_tile(g_color, g_alpha, g_depth, bg, t_final, n_contrib, x0, y0, nx, ny, T, E, gc, last)
+            m = _load_tile(g_color, g_alpha, g_depth, bg, t_final, n_contrib, x0, y0, nx, ny, T, E, gc, last,
+                           row_last)
             start = tile_start[tile]
             ox, oy = table.dtype.type(x0 + _HALF), table.dtype.type(y0 + _HALF)
             for k in range(start + m - 1, start - 1, -1):
-                _gaussian_grads(table, gids[k], np.int32(k - start + 1), ox, oy, px, py, T, E, gc, last, out)
+                kk = np.int32(k - start + 1)
+                rows = _active_rows(row_last, kk)
+                _gaussian_grads(table, lists[k], kk, ox, oy, px, py, T, E, gc, last, rows, out)
 
 
 @kernel(parallel=True)
-def sum_buffers(grads, out):
-    """out (N, N_GRAD) = sum over workers of grads (n_chunks, N, N_GRAD)."""
-    for i in prange(grads.shape[1]):
-        for k in range(grads.shape[2]):
-            s = grads[0, i, k]
-            for ch in range(1, grads.shape[0]):
-                s += grads[ch, i, k]
-            out[i, k] = s
+def gather_grads(grads, row_of, n_chunks, g_means2d, g_conics, g_opacities, g_rgb, g_depths):
+    """Sum the workers' buffers grads (n_chunks, n, N_GRAD) and write them per Gaussian i (table row row_of[i],
+    -1 = not drawn: zero) into g_means2d (N, 2), g_conics (N, 3), g_opacities (N,), g_rgb (N, 3), g_depths (N,)."""
+    n = row_of.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for ch in prange(n_chunks):
+        s = np.empty(N_GRAD, grads.dtype)
+        for i in range(ch * size, min(n, (ch + 1) * size)):
+            r = row_of[i]
+            s[:] = 0
+            if r >= 0:
+                for w in range(grads.shape[0]):
+                    for k in range(N_GRAD):
+                        s[k] += grads[w, r, k]
+            g_means2d[i, 0], g_means2d[i, 1] = s[0], s[1]
+            g_conics[i, 0], g_conics[i, 1], g_conics[i, 2] = s[2], s[3], s[4]
+            g_opacities[i] = s[5]
+            g_rgb[i, 0], g_rgb[i, 1], g_rgb[i, 2] = s[6], s[7], s[8]
+            g_depths[i] = s[9]

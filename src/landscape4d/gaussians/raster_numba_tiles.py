@@ -1,11 +1,12 @@
-"""numba kernels: per-tile Gaussian lists in depth order (16 x 16 pixel tiles).
+"""numba kernels: the Gaussian table in depth order and per-tile lists (16 x 16 pixel tiles).
 
 A Gaussian is listed in every tile whose pixel centres its drawable ellipse (mahalanobis distance <= reach, i.e.
 opacity * exp(power) >= 1/255) meets: candidate tiles from its box of half size `extents`, each kept if the
 minimum of d^T conic d over the tile's rectangle of pixel centres is within reach^2 (the same exact test, with
-the same small margin, as the torch backend). Steps: count the tiles of every Gaussian (parallel); order the
-listed Gaussians by depth (stable radix sort); write the (tile, Gaussian) pairs in that order (parallel); a
-stable counting sort by tile (parallel over chunks of pairs) gives each tile's list in depth order.
+the same small margin, as the torch backend). Steps: order the drawable Gaussians by depth (stable radix sort,
+ties by index); gather their features into a table in that order (rows = depth rank, so every later pass reads
+it sequentially); count the tiles of every row (parallel); write the (tile, row) pairs (parallel); a stable
+counting sort by tile (parallel over chunks of pairs) gives each tile's list of rows in depth order.
 """
 
 from __future__ import annotations
@@ -16,6 +17,21 @@ from numba import prange
 from .raster_numba_jit import kernel
 
 TILE = 16
+# Gaussian table columns
+MX, MY, CA, CB, CC, OPACITY, RED, GREEN, BLUE, DEPTH, EY, EX, REACH = range(13)
+N_COLS = 13
+
+
+@kernel(parallel=True)
+def gather_table(order, means2d, conics, opacities, rgb, depths, extents, reach, table):
+    """table (n, N_COLS) row k = features of Gaussian order[k]."""
+    for k in prange(order.shape[0]):
+        i = order[k]
+        table[k, MX], table[k, MY] = means2d[i, 0], means2d[i, 1]
+        table[k, CA], table[k, CB], table[k, CC] = conics[i, 0], conics[i, 1], conics[i, 2]
+        table[k, OPACITY], table[k, DEPTH] = opacities[i], depths[i]
+        table[k, RED], table[k, GREEN], table[k, BLUE] = rgb[i, 0], rgb[i, 1], rgb[i, 2]
+        table[k, EX], table[k, EY], table[k, REACH] = extents[i, 0], extents[i, 1], reach[i]
 
 
 @kernel()
@@ -51,40 +67,42 @@ def meets_tile(mx, my, a, b, c, reach, tx, ty):
     return best <= reach * reach * (1 + 1e-3) + 1e-3
 
 
-@kernel(parallel=True)
-def count_tiles(means2d, conics, extents, reach, valid, tiles_x, tiles_y, counts):
-    """counts (N,) int64: number of tiles each Gaussian is listed in (0 if culled or too faint)."""
-    for i in prange(means2d.shape[0]):
-        n = 0
-        if valid[i] and reach[i] > 0:
-            mx, my = np.float64(means2d[i, 0]), np.float64(means2d[i, 1])
-            x0, x1, y0, y1 = tile_rect(mx, my, extents[i, 0], extents[i, 1], tiles_x, tiles_y)
-            for ty in range(y0, y1 + 1):
-                for tx in range(x0, x1 + 1):
-                    n += meets_tile(mx, my, conics[i, 0], conics[i, 1], conics[i, 2], reach[i], tx, ty)
-        counts[i] = n
+@kernel()
+def _row_tiles(table, k, tiles_x, tiles_y, pair_tile, pair_row, j):
+    """Tiles that row k of the table meets; written from pair position j when j >= 0. Returns their number."""
+    mx, my = np.float64(table[k, MX]), np.float64(table[k, MY])
+    a, b, c, r = np.float64(table[k, CA]), np.float64(table[k, CB]), np.float64(table[k, CC]), table[k, REACH]
+    x0, x1, y0, y1 = tile_rect(mx, my, table[k, EX], table[k, EY], tiles_x, tiles_y)
+    n = 0
+    for ty in range(y0, y1 + 1):
+        for tx in range(x0, x1 + 1):
+            if meets_tile(mx, my, a, b, c, r, tx, ty):
+                if j >= 0:
+                    pair_tile[j + n] = ty * tiles_x + tx
+                    pair_row[j + n] = k
+                n += 1
+    return n
 
 
 @kernel(parallel=True)
-def fill_pairs(order, starts, means2d, conics, extents, reach, tiles_x, tiles_y, pair_tile, pair_gid):
-    """Write the (tile, Gaussian) pairs of the Gaussians `order` (depth order) from position starts[k]."""
-    for k in prange(order.shape[0]):
-        i = order[k]
-        j = starts[k]
-        mx, my = np.float64(means2d[i, 0]), np.float64(means2d[i, 1])
-        x0, x1, y0, y1 = tile_rect(mx, my, extents[i, 0], extents[i, 1], tiles_x, tiles_y)
-        for ty in range(y0, y1 + 1):
-            for tx in range(x0, x1 + 1):
-                if meets_tile(mx, my, conics[i, 0], conics[i, 1], conics[i, 2], reach[i], tx, ty):
-                    pair_tile[j] = ty * tiles_x + tx
-                    pair_gid[j] = i
-                    j += 1
+def count_tiles(table, tiles_x, tiles_y, counts):
+    """counts (n,) int64: number of tiles each table row is listed in."""
+    none = np.empty(0, np.int32)
+    for k in prange(table.shape[0]):
+        counts[k] = _row_tiles(table, k, tiles_x, tiles_y, none, none, -1)
 
 
 @kernel(parallel=True)
-def sort_by_tile(pair_tile, pair_gid, n_tiles, n_chunks, tile_start, gids):
+def fill_pairs(table, starts, tiles_x, tiles_y, pair_tile, pair_row):
+    """Write the (tile, row) pairs of every row k from position starts[k]."""
+    for k in prange(table.shape[0]):
+        _row_tiles(table, k, tiles_x, tiles_y, pair_tile, pair_row, starts[k])
+
+
+@kernel(parallel=True)
+def sort_by_tile(pair_tile, pair_row, n_tiles, n_chunks, tile_start, rows):
     """Stable counting sort of the pairs by tile: tile_start (n_tiles + 1,) where each tile's list starts in
-    gids (M,) (the Gaussian ids, each list keeping the pairs' order)."""
+    rows (M,) (table rows, each list keeping the pairs' order)."""
     m = pair_tile.shape[0]
     size = (m + n_chunks - 1) // n_chunks
     hist = np.zeros((n_chunks, n_tiles), np.int64)
@@ -102,7 +120,7 @@ def sort_by_tile(pair_tile, pair_gid, n_tiles, n_chunks, tile_start, gids):
     for c in prange(n_chunks):
         for j in range(c * size, min(m, (c + 1) * size)):
             t = pair_tile[j]
-            gids[hist[c, t]] = pair_gid[j]
+            rows[hist[c, t]] = pair_row[j]
             hist[c, t] += 1
 
 
