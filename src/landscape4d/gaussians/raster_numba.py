@@ -47,12 +47,12 @@ class TileLists:
     tiles_y: int
     order: np.ndarray  # (n,) int64 Gaussian index of each table row (depth order, ties by index)
     table: np.ndarray  # (n, tiles_k.N_COLS) features of those Gaussians (columns in raster_numba_tiles)
-    tile_start: np.ndarray  # (n_tiles + 1,) int64 start of each tile's list in rows
-    rows: np.ndarray  # (M,) int32 table rows, each tile's list in depth order
+    tile_start: np.ndarray  # (n_tiles + 1,) int64 start of each tile's list in lists
+    lists: np.ndarray  # (M,) int32 table rows, each tile's list in depth order
 
     @property
     def num_intersections(self) -> int:
-        return int(self.rows.shape[0])
+        return int(self.lists.shape[0])
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -68,15 +68,12 @@ def plan_tiles(means2d, conics, opacities, rgb, depths, extents, reach, valid, w
     order = drawable[tiles_k.radix_argsort(*tiles_k.depth_keys(depths[drawable]))]
     table = np.empty((order.shape[0], tiles_k.N_COLS), means2d.dtype)
     tiles_k.gather_table(order, means2d, conics, opacities, rgb, depths, extents, reach, table)
-    counts = np.empty(order.shape[0], np.int64)
-    tiles_k.count_tiles(table, tx, ty, counts)
-    ends = np.cumsum(counts)
-    m = int(ends[-1]) if ends.size else 0
-    pair_tile, pair_row = np.empty(m, np.int32), np.empty(m, np.int32)
-    tiles_k.fill_pairs(table, ends - counts, tx, ty, pair_tile, pair_row)
-    tile_start, rows = np.empty(tx * ty + 1, np.int64), np.empty(m, np.int32)
-    tiles_k.sort_by_tile(pair_tile, pair_row, tx * ty, n_chunks, tile_start, rows)
-    return TileLists(tx, ty, order, table, tile_start, rows)
+    hist = np.empty((n_chunks, tx * ty), np.int64)
+    tiles_k.count_lists(table, tx, ty, n_chunks, hist)
+    tile_start = np.empty(tx * ty + 1, np.int64)
+    lists = np.empty(tiles_k.list_starts(hist, tile_start), np.int32)
+    tiles_k.fill_lists(table, tx, ty, n_chunks, hist, lists)
+    return TileLists(tx, ty, order, table, tile_start, lists)
 
 
 class _Project(torch.autograd.Function):
@@ -93,13 +90,16 @@ class _Project(torch.autograd.Function):
         ctx.save_for_backward(means, quats, scales, viewmat, K, t["valid"])
         ctx.size, ctx.threads = (width, height), threads
         ctx.mark_non_differentiable(t["extents"], t["reach"], t["radii"], t["valid"])
+        ctx.set_materialize_grads(False)  # no zero tensors for the unused outputs
         return tuple(t.values())
 
     @staticmethod
     def backward(ctx, g_means2d, g_conics, g_depths, *_):
         means, quats, scales, viewmat, K, valid = ctx.saved_tensors
         n_chunks = use_threads(ctx.threads)
-        dt = _np(means).dtype
+        n, dt = means.shape[0], _np(means).dtype
+        g_means2d, g_conics, g_depths = (torch.zeros(s, dtype=means.dtype) if g is None else g for g, s in
+                                         ((g_means2d, (n, 2)), (g_conics, (n, 3)), (g_depths, (n,))))
         g_means, g_quats, g_scales = (np.empty(t.shape, dt) for t in (means, quats, scales))
         proj_k.project_backward(_np(means), _np(quats), _np(scales), _np(viewmat), _np(K), *ctx.size,
                                 _np(valid), _np(g_means2d), _np(g_conics), _np(g_depths), n_chunks,
@@ -119,9 +119,10 @@ class _Composite(torch.autograd.Function):
         color, alpha, depth = (np.empty((height, width, c), dt) for c in (3, 1, 1))
         t_final, n_contrib = np.empty((height, width), dt), np.empty((height, width), np.int32)
         bg = _np(background)
-        render_k.render_forward(tiles.table, tiles.tile_start, tiles.rows, tiles.tiles_x, width, height, bg,
+        render_k.render_forward(tiles.table, tiles.tile_start, tiles.lists, tiles.tiles_x, width, height, bg,
                                 n_chunks, color, alpha[..., 0], depth[..., 0], t_final, n_contrib)
         ctx.state = (tiles, t_final, n_contrib, bg, width, height, threads, means2d.shape[0])
+        ctx.set_materialize_grads(False)
         return torch.from_numpy(color), torch.from_numpy(alpha), torch.from_numpy(depth)
 
     @staticmethod
@@ -129,8 +130,10 @@ class _Composite(torch.autograd.Function):
         tiles, t_final, n_contrib, bg, width, height, threads, n = ctx.state
         n_chunks = use_threads(threads)
         table, dt = tiles.table, tiles.table.dtype
+        g_color, g_alpha, g_depth = (torch.zeros(height, width, c, dtype=torch.from_numpy(bg).dtype) if g is None
+                                     else g for g, c in ((g_color, 3), (g_alpha, 1), (g_depth, 1)))
         grads = np.empty((n_chunks, table.shape[0], render_k.N_GRAD), dt)
-        render_k.render_backward(table, tiles.tile_start, tiles.rows, tiles.tiles_x, width, height, bg,
+        render_k.render_backward(table, tiles.tile_start, tiles.lists, tiles.tiles_x, width, height, bg,
                                  n_chunks, t_final, n_contrib, _np(g_color), _np(g_alpha[..., 0]),
                                  _np(g_depth[..., 0]), grads)
         row_of = np.full(n, -1, np.int64)

@@ -1,12 +1,12 @@
 """numba kernels: the Gaussian table in depth order and per-tile lists (16 x 16 pixel tiles).
 
 A Gaussian is listed in every tile whose pixel centres its drawable ellipse (mahalanobis distance <= reach, i.e.
-opacity * exp(power) >= 1/255) meets: candidate tiles from its box of half size `extents`, each kept if the
-minimum of d^T conic d over the tile's rectangle of pixel centres is within reach^2 (the same exact test, with
-the same small margin, as the torch backend). Steps: order the drawable Gaussians by depth (stable radix sort,
-ties by index); gather their features into a table in that order (rows = depth rank, so every later pass reads
-it sequentially); count the tiles of every row (parallel); write the (tile, row) pairs (parallel); a stable
-counting sort by tile (parallel over chunks of pairs) gives each tile's list of rows in depth order.
+opacity * exp(power) >= 1/255) meets, as in the torch backend (same small margin); per tile row the tiles it
+meets form one run of columns, computed exactly (`tile_runs`). Steps: order the drawable Gaussians by depth
+(stable radix sort, ties by index); gather their features into a table in that order (rows = depth rank, so
+later passes read it sequentially); each worker counts the (tile, row) hits of its block of rows per tile; prefix
+sums give every (tile, worker) a write position; each worker writes its rows into the tiles' lists. Blocks are in
+depth order, so each tile's list is too.
 """
 
 from __future__ import annotations
@@ -35,93 +35,85 @@ def gather_table(order, means2d, conics, opacities, rgb, depths, extents, reach,
 
 
 @kernel()
-def tile_rect(mx, my, ex, ey, tiles_x, tiles_y):
-    """Tile columns x0..x1 and rows y0..y1 (inclusive) of the box of half size (ex, ey) around (mx, my): pixel j
-    has its centre at j + 0.5, widened by half a pixel so that rounding never drops a pixel."""
-    x0 = min(max(int(np.floor((mx - ex - 1) / TILE)), 0), tiles_x - 1)
-    x1 = min(max(int(np.floor((mx + ex) / TILE)), 0), tiles_x - 1)
-    y0 = min(max(int(np.floor((my - ey - 1) / TILE)), 0), tiles_y - 1)
-    y1 = min(max(int(np.floor((my + ey) / TILE)), 0), tiles_y - 1)
-    return x0, x1, y0, y1
+def _span(a, b, c, r2, det, dy):
+    """x offsets (left, right) of the ellipse a dx^2 + 2 b dx dy + c dy^2 <= r2 at height dy."""
+    root = np.sqrt(max(a * r2 - det * dy * dy, 0.0))
+    return (-b * dy - root) / a, (-b * dy + root) / a
 
 
 @kernel()
-def _quad(a, b, c, dx, dy):
-    return a * dx * dx + 2 * b * dx * dy + c * dy * dy
-
-
-@kernel()
-def meets_tile(mx, my, a, b, c, reach, tx, ty):
-    """True when min over the tile's pixel-centre rectangle of d^T conic d <= reach^2 (+ margin)."""
-    lx = tx * TILE + 0.5 - mx
-    hx = lx + (TILE - 1)
-    ly = ty * TILE + 0.5 - my
-    hy = ly + (TILE - 1)
-    if lx <= 0 and hx >= 0 and ly <= 0 and hy >= 0:
-        return True
-    inv_a, inv_c = 1.0 / max(a, 1e-12), 1.0 / max(c, 1e-12)
-    best = min(_quad(a, b, c, lx, min(max(-b * lx * inv_c, ly), hy)),
-               _quad(a, b, c, hx, min(max(-b * hx * inv_c, ly), hy)))
-    best = min(best, _quad(a, b, c, min(max(-b * ly * inv_a, lx), hx), ly))
-    best = min(best, _quad(a, b, c, min(max(-b * hy * inv_a, lx), hx), hy))
-    return best <= reach * reach * (1 + 1e-3) + 1e-3
-
-
-@kernel()
-def _row_tiles(table, k, tiles_x, tiles_y, pair_tile, pair_row, j):
-    """Tiles that row k of the table meets; written from pair position j when j >= 0. Returns their number."""
+def tile_runs(table, k, tiles_x, tiles_y, runs):
+    """For every tile row the run of tile columns whose pixel centres the ellipse of table row k meets (within
+    reach, with the torch backend's margin): runs (tiles_y, 2) first and last column (first > last: none).
+    The ellipse cut by the band of a tile row's pixel-centre rows is convex, so its x range is an interval,
+    found from the band's points nearest to the ellipse's leftmost and rightmost points. Returns the rows
+    (first, last) of tiles that may hold runs."""
     mx, my = np.float64(table[k, MX]), np.float64(table[k, MY])
-    a, b, c, r = np.float64(table[k, CA]), np.float64(table[k, CB]), np.float64(table[k, CC]), table[k, REACH]
-    x0, x1, y0, y1 = tile_rect(mx, my, table[k, EX], table[k, EY], tiles_x, tiles_y)
-    n = 0
+    a, b, c = np.float64(table[k, CA]), np.float64(table[k, CB]), np.float64(table[k, CC])
+    r = np.float64(table[k, REACH])
+    r2 = r * r * (1 + 1e-3) + 1e-3
+    det = a * c - b * b
+    ex, ey = np.sqrt(r2 * c / det), np.sqrt(r2 * a / det)  # half sizes of the ellipse's box
+    peak = -b * ex / c  # dy of the rightmost point (the leftmost is at -peak)
+    y0 = min(max(int(np.floor((my - ey - 0.5) / TILE)), 0), tiles_y - 1)
+    y1 = min(max(int(np.floor((my + ey - 0.5) / TILE)), 0), tiles_y - 1)
     for ty in range(y0, y1 + 1):
-        for tx in range(x0, x1 + 1):
-            if meets_tile(mx, my, a, b, c, r, tx, ty):
-                if j >= 0:
-                    pair_tile[j + n] = ty * tiles_x + tx
-                    pair_row[j + n] = k
-                n += 1
-    return n
+        lo = max(ty * TILE + 0.5 - my, -ey)  # band of pixel-centre rows, relative to the mean
+        hi = min(ty * TILE + TILE - 0.5 - my, ey)
+        runs[ty, 0], runs[ty, 1] = 1, 0
+        if lo > hi:
+            continue
+        xl = _span(a, b, c, r2, det, min(max(-peak, lo), hi))[0]
+        xr = _span(a, b, c, r2, det, min(max(peak, lo), hi))[1]
+        runs[ty, 0] = max(int(np.ceil((mx + xl - (TILE - 0.5)) / TILE)), 0)
+        runs[ty, 1] = min(int(np.floor((mx + xr - 0.5) / TILE)), tiles_x - 1)
+    return y0, y1
 
 
 @kernel(parallel=True)
-def count_tiles(table, tiles_x, tiles_y, counts):
-    """counts (n,) int64: number of tiles each table row is listed in."""
-    none = np.empty(0, np.int32)
-    for k in prange(table.shape[0]):
-        counts[k] = _row_tiles(table, k, tiles_x, tiles_y, none, none, -1)
+def count_lists(table, tiles_x, tiles_y, n_chunks, hist):
+    """hist (n_chunks, n_tiles): how many rows of each worker's block of the table meet each tile."""
+    n = table.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for ch in prange(n_chunks):
+        runs = np.empty((tiles_y, 2), np.int64)
+        hist[ch] = 0
+        for k in range(ch * size, min(n, (ch + 1) * size)):
+            y0, y1 = tile_runs(table, k, tiles_x, tiles_y, runs)
+            for ty in range(y0, y1 + 1):
+                for tx in range(runs[ty, 0], runs[ty, 1] + 1):
+                    hist[ch, ty * tiles_x + tx] += 1
 
 
-@kernel(parallel=True)
-def fill_pairs(table, starts, tiles_x, tiles_y, pair_tile, pair_row):
-    """Write the (tile, row) pairs of every row k from position starts[k]."""
-    for k in prange(table.shape[0]):
-        _row_tiles(table, k, tiles_x, tiles_y, pair_tile, pair_row, starts[k])
-
-
-@kernel(parallel=True)
-def sort_by_tile(pair_tile, pair_row, n_tiles, n_chunks, tile_start, rows):
-    """Stable counting sort of the pairs by tile: tile_start (n_tiles + 1,) where each tile's list starts in
-    rows (M,) (table rows, each list keeping the pairs' order)."""
-    m = pair_tile.shape[0]
-    size = (m + n_chunks - 1) // n_chunks
-    hist = np.zeros((n_chunks, n_tiles), np.int64)
-    for c in prange(n_chunks):
-        for j in range(c * size, min(m, (c + 1) * size)):
-            hist[c, pair_tile[j]] += 1
+@kernel()
+def list_starts(hist, tile_start):
+    """Exclusive prefix sums: tile_start (n_tiles + 1,) where each tile's list starts, and hist turned into
+    each worker's write position inside it (worker order = depth order). Returns the total."""
     total = 0
-    for t in range(n_tiles):  # exclusive prefix over (tile, chunk)
+    for t in range(hist.shape[1]):
         tile_start[t] = total
-        for c in range(n_chunks):
-            h = hist[c, t]
-            hist[c, t] = total
+        for ch in range(hist.shape[0]):
+            h = hist[ch, t]
+            hist[ch, t] = total
             total += h
-    tile_start[n_tiles] = total
-    for c in prange(n_chunks):
-        for j in range(c * size, min(m, (c + 1) * size)):
-            t = pair_tile[j]
-            rows[hist[c, t]] = pair_row[j]
-            hist[c, t] += 1
+    tile_start[hist.shape[1]] = total
+    return total
+
+
+@kernel(parallel=True)
+def fill_lists(table, tiles_x, tiles_y, n_chunks, cursor, lists):
+    """Write each table row into the lists of the tiles it meets (rows ascending = depth order per tile)."""
+    n = table.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for ch in prange(n_chunks):
+        runs = np.empty((tiles_y, 2), np.int64)
+        for k in range(ch * size, min(n, (ch + 1) * size)):
+            y0, y1 = tile_runs(table, k, tiles_x, tiles_y, runs)
+            for ty in range(y0, y1 + 1):
+                for tx in range(runs[ty, 0], runs[ty, 1] + 1):
+                    t = ty * tiles_x + tx
+                    lists[cursor[ch, t]] = k
+                    cursor[ch, t] += 1
 
 
 def depth_keys(depths: np.ndarray) -> tuple[np.ndarray, int]:
