@@ -49,8 +49,8 @@ def _unit_quat(quats, i):
     w, x, y, z = (np.float64(quats[i, 0]), np.float64(quats[i, 1]), np.float64(quats[i, 2]),
                   np.float64(quats[i, 3]))
     n = math.sqrt(w * w + x * x + y * y + z * z)
-    m = max(n, _QUAT_EPS)
-    return (w / m, x / m, y / m, z / m), n
+    inv = 1.0 / max(n, _QUAT_EPS)
+    return (w * inv, x * inv, y * inv, z * inv), n
 
 
 @kernel()
@@ -70,7 +70,8 @@ def _stack(means, quats, scales, i, W, t, f, lim):
     m = (np.float64(means[i, 0]), np.float64(means[i, 1]), np.float64(means[i, 2]))
     cam = (_dot(W[0], m) + t[0], _dot(W[1], m) + t[1], _dot(W[2], m) + t[2])
     zs = cam[2] if cam[2] > NEAR_PLANE else 1.0
-    txy = (min(max(cam[0] / zs, -lim[1]), lim[0]), min(max(cam[1] / zs, -lim[3]), lim[2]))
+    iz = 1.0 / zs
+    txy = (min(max(cam[0] * iz, -lim[1]), lim[0]), min(max(cam[1] * iz, -lim[3]), lim[2]))
     q, qn = _unit_quat(quats, i)
     R = _rotmat(q)
     s = (np.float64(scales[i, 0]), np.float64(scales[i, 1]), np.float64(scales[i, 2]))
@@ -80,7 +81,7 @@ def _stack(means, quats, scales, i, W, t, f, lim):
           _dot(W[1], (R[0][2], R[1][2], R[2][2])) * s[2]),
          (_dot(W[2], (R[0][0], R[1][0], R[2][0])) * s[0], _dot(W[2], (R[0][1], R[1][1], R[2][1])) * s[1],
           _dot(W[2], (R[0][2], R[1][2], R[2][2])) * s[2]))
-    J = (f[0] / zs, -f[0] * txy[0] / zs, f[1] / zs, -f[1] * txy[1] / zs)
+    J = (f[0] * iz, -f[0] * txy[0] * iz, f[1] * iz, -f[1] * txy[1] * iz)
     M0 = (J[0] * A[0][0] + J[1] * A[2][0], J[0] * A[0][1] + J[1] * A[2][1], J[0] * A[0][2] + J[1] * A[2][2])
     M1 = (J[2] * A[1][0] + J[3] * A[2][0], J[2] * A[1][1] + J[3] * A[2][1], J[2] * A[1][2] + J[3] * A[2][2])
     return cam, zs, txy, q, qn, R, s, A, J, M0, M1
@@ -91,11 +92,13 @@ def _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height
                  means2d, conics, depths, extents, reach, radii, valid):
     """Project Gaussian i (see project_forward)."""
     cam, zs, txy, q, qn, R, s, A, J, M0, M1 = _stack(means, quats, scales, i, W, t, f, lim)
-    u = f[0] * cam[0] / zs + f[2]
-    v = f[1] * cam[1] / zs + f[3]
+    iz = 1.0 / zs
+    u = f[0] * cam[0] * iz + f[2]
+    v = f[1] * cam[1] * iz + f[3]
     cxx, cxy, cyy = _dot(M0, M0) + LOW_PASS, _dot(M0, M1), _dot(M1, M1) + LOW_PASS
     det = max(cxx * cyy - cxy * cxy, _DET_MIN)
-    a, b, c = cyy / det, -cxy / det, cxx / det
+    idet = 1.0 / det
+    a, b, c = cyy * idet, -cxy * idet, cxx * idet
     means2d[i, 0], means2d[i, 1] = u, v
     conics[i, 0], conics[i, 1], conics[i, 2] = a, b, c
     depths[i] = cam[2]
@@ -133,12 +136,12 @@ def _conic_grads(M0, M1, ga, gb, gc):
     """dL/dM rows from dL/d(conic a, b, c), conic = inverse of M M^T + low-pass (determinant clamped)."""
     cxx, cxy, cyy = _dot(M0, M0) + LOW_PASS, _dot(M0, M1), _dot(M1, M1) + LOW_PASS
     det_raw = cxx * cyy - cxy * cxy
-    det = max(det_raw, _DET_MIN)
-    a, b, c = cyy / det, -cxy / det, cxx / det
-    gdet = -(ga * a + gb * b + gc * c) / det if det_raw >= _DET_MIN else 0.0
-    gxx = gc / det + gdet * cyy
-    gyy = ga / det + gdet * cxx
-    gxy = -gb / det - 2 * gdet * cxy
+    idet = 1.0 / max(det_raw, _DET_MIN)
+    a, b, c = cyy * idet, -cxy * idet, cxx * idet
+    gdet = -(ga * a + gb * b + gc * c) * idet if det_raw >= _DET_MIN else 0.0
+    gxx = gc * idet + gdet * cyy
+    gyy = ga * idet + gdet * cxx
+    gxy = -gb * idet - 2 * gdet * cxy
     g0 = (2 * gxx * M0[0] + gxy * M1[0], 2 * gxx * M0[1] + gxy * M1[1], 2 * gxx * M0[2] + gxy * M1[2])
     g1 = (2 * gyy * M1[0] + gxy * M0[0], 2 * gyy * M1[1] + gxy * M0[1], 2 * gyy * M1[2] + gxy * M0[2])
     return g0, g1
@@ -157,26 +160,26 @@ def _quat_grads(q, qn, gR):
     gz = 2 * (-2 * z * g[0][0] - w * g[0][1] + x * g[0][2] + w * g[1][0] - 2 * z * g[1][1] + y * g[1][2]
               + x * g[2][0] + y * g[2][1])
     if qn > _QUAT_EPS:  # d(q / |q|) = (g - qhat (qhat . g)) / |q|
-        dot = w * gw + x * gx + y * gy + z * gz
-        return (gw - w * dot) / qn, (gx - x * dot) / qn, (gy - y * dot) / qn, (gz - z * dot) / qn
+        dot, inv = w * gw + x * gx + y * gy + z * gz, 1.0 / qn
+        return (gw - w * dot) * inv, (gx - x * dot) * inv, (gy - y * dot) * inv, (gz - z * dot) * inv
     return gw / _QUAT_EPS, gx / _QUAT_EPS, gy / _QUAT_EPS, gz / _QUAT_EPS
 
 
 @kernel()
 def _camera_grads(cam, zs, txy, J, gJ, gu, gv, gz, f, lim):
     """dL/dcam from dL/d(u, v, depth) and dL/dJ (j00, j02, j11, j12)."""
-    fx, fy = f[0], f[1]
-    gx, gy = fx * gu / zs, fy * gv / zs
-    gzz = gz - (fx * cam[0] * gu + fy * cam[1] * gv) / (zs * zs)
-    gzz += (-fx * gJ[0] + fx * txy[0] * gJ[1] - fy * gJ[2] + fy * txy[1] * gJ[3]) / (zs * zs)
-    gtx, gty = -fx * gJ[1] / zs, -fy * gJ[3] / zs  # through the clamped x/z, y/z where not clamped
-    tx, ty = cam[0] / zs, cam[1] / zs
+    fx, fy, iz = f[0], f[1], 1.0 / zs
+    gx, gy = fx * gu * iz, fy * gv * iz
+    gzz = gz - (fx * cam[0] * gu + fy * cam[1] * gv) * iz * iz
+    gzz += (-fx * gJ[0] + fx * txy[0] * gJ[1] - fy * gJ[2] + fy * txy[1] * gJ[3]) * iz * iz
+    gtx, gty = -fx * gJ[1] * iz, -fy * gJ[3] * iz  # through the clamped x/z, y/z where not clamped
+    tx, ty = cam[0] * iz, cam[1] * iz
     if -lim[1] < tx < lim[0]:
-        gx += gtx / zs
-        gzz -= gtx * tx / zs
+        gx += gtx * iz
+        gzz -= gtx * tx * iz
     if -lim[3] < ty < lim[2]:
-        gy += gty / zs
-        gzz -= gty * ty / zs
+        gy += gty * iz
+        gzz -= gty * ty * iz
     return gx, gy, gzz
 
 
