@@ -17,6 +17,8 @@ Kernels are compiled on first use and cached on disk (see raster_numba_jit).
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +61,20 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+_LAUNCH = threading.RLock()
+
+
+def _serialized(fn):
+    """One kernel launch at a time in this process (numba's workqueue pool is not re-entrant)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _LAUNCH:
+            return fn(*args, **kwargs)
+
+    return run
+
+
 def plan_tiles(means2d, conics, opacities, rgb, depths, extents, reach, valid, width: int, height: int,
                n_chunks: int) -> TileLists:
     """Depth-ordered Gaussian table and per-tile lists from per-Gaussian numpy arrays: means2d (N, 2), conics
@@ -78,6 +94,7 @@ def plan_tiles(means2d, conics, opacities, rgb, depths, extents, reach, valid, w
 
 class _Project(torch.autograd.Function):
     @staticmethod
+    @_serialized
     def forward(ctx, means, quats, scales, opacities, viewmat, K, width, height, threads):
         n_chunks = use_threads(threads)
         n, dt = means.shape[0], _np(means).dtype
@@ -94,6 +111,7 @@ class _Project(torch.autograd.Function):
         return tuple(t.values())
 
     @staticmethod
+    @_serialized
     def backward(ctx, g_means2d, g_conics, g_depths, *_):
         means, quats, scales, viewmat, K, valid = ctx.saved_tensors
         n_chunks = use_threads(ctx.threads)
@@ -110,6 +128,7 @@ class _Project(torch.autograd.Function):
 
 class _Composite(torch.autograd.Function):
     @staticmethod
+    @_serialized
     def forward(ctx, means2d, conics, opacities, rgb, depths, background, extents, reach, valid, width, height,
                 threads):
         n_chunks = use_threads(threads)
@@ -126,6 +145,7 @@ class _Composite(torch.autograd.Function):
         return torch.from_numpy(color), torch.from_numpy(alpha), torch.from_numpy(depth)
 
     @staticmethod
+    @_serialized
     def backward(ctx, g_color, g_alpha, g_depth):
         tiles, t_final, n_contrib, bg, width, height, threads, n = ctx.state
         n_chunks = use_threads(threads)

@@ -61,6 +61,14 @@ def cache_dir() -> Path:
 
 
 CACHE_DIR = str(cache_dir())
+
+# numba's OpenMP threading layer loads the libgomp that torch uses and sets its thread count when it starts
+# (torch.get_num_threads() then reports numba's pool size, which silently overrides --threads), and its idle
+# threads spin: on a loaded machine a 2-thread launch took ~15 ms. numba's own "workqueue" pool has neither
+# problem (~0.05 ms per launch); it must not be entered by two threads at once, hence the lock around every
+# launch (raster_numba). An explicit NUMBA_THREADING_LAYER is respected.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 # Fast-math flag sets. Never 'nnan'/'ninf' (the culling tests isfinite). The alpha of a pixel is computed by one
 # helper with CONTRACT only (fused multiply-adds, no reordering), so that the forward and the backward, which
 # inline the same instructions, take the same alpha cut-off decisions; REDUCE_MATH (reordering, so that sums
