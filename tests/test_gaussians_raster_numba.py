@@ -229,14 +229,14 @@ def test_fit_gaussians_on_numba_matches_torch_fit():
     from landscape4d.config import GaussiansConfig
     from landscape4d.gaussians import fit_gaussians, psnr, render_model
 
-    init, views = _synthetic_scene(size=32, n_views=2)
+    init, views = _synthetic_scene(size=24, n_views=2)
     with torch.no_grad():
-        before = psnr(render_model(init, views[0].K, views[0].c2w, 32, 32).color.clamp(0, 1),
+        before = psnr(render_model(init, views[0].K, views[0].c2w, 24, 24).color.clamp(0, 1),
                       torch.as_tensor(views[0].image))
     results = {}
     for backend in ("numba", "torch"):
         torch.manual_seed(0)
-        cfg = GaussiansConfig(backend=backend, iters=40, densify_from=10, densify_until=35, densify_every=10,
+        cfg = GaussiansConfig(backend=backend, iters=30, densify_from=10, densify_until=25, densify_every=10,
                               densify_grad_threshold=1e-4, lr_means=1e-3, lr_means_final=1e-5)
         model, metrics = fit_gaussians(init, views, cfg, progress=False)
         assert metrics["backend"] == backend
