@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from .projection import ALPHA_MAX, ALPHA_MIN, T_MIN
-from .raster_numba_jit import CONTRACT, REDUCE_MATH, fexp, kernel, like
+from .raster_numba_jit import CONTRACT, LOG2E, REDUCE_MATH, fexp2, kernel, like
 from .raster_numba_tiles import TILE
 
 N_GRAD = 10  # gradient columns: mx, my, a, b, c, opacity, r, g, b, depth
@@ -31,11 +31,19 @@ P = TILE * TILE
 _HALF = 0.5 * TILE
 
 
+@kernel()
+def power2_coefs(a, b, c):
+    """Coefficients (A, B, C) of the exponent in base 2, A dx^2 + B dx dy + C dy^2 = log2(e) * power, from the
+    conic (a, b, c): power = -0.5 (a dx^2 + c dy^2) - b dx dy."""
+    h = like(a, -0.5 * LOG2E)
+    return h * a, like(a, -LOG2E) * b, h * c
+
+
 @kernel(fastmath=CONTRACT)
-def alpha_at(o, a, b, c, dx, dy):
-    """(alpha clamped at 0.99, exp(power)) at offset (dx, dy) from the mean; no reordering (see CONTRACT), so
-    that the forward and the backward take the same cut-off decisions."""
-    e = fexp(like(dx, -0.5) * (a * dx * dx + c * dy * dy) - b * dx * dy)
+def alpha_at(o, A, B, C, dx, dy):
+    """(alpha clamped at 0.99, exp(power)) at offset (dx, dy) from the mean, (A, B, C) from power2_coefs; no
+    reordering (see CONTRACT), so that the forward and the backward take the same cut-off decisions."""
+    e = fexp2(dx * (A * dx + B * dy) + C * dy * dy)
     return min(like(dx, ALPHA_MAX), o * e), e
 
 
@@ -95,12 +103,13 @@ def _composite(table, lists, start, end, ox, oy, px, py, T, cr, cg, cb, depth, d
             break
         g = lists[k]
         mx, my = table[g, 0] - ox, table[g, 1] - oy
-        a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+        A, B, C = power2_coefs(table[g, 2], table[g, 3], table[g, 4])
+        o = table[g, 5]
         r, gr, bl, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
         r0, r1 = row_range(my, table[g, 10])
         r0, r1 = max(r0, live0), min(r1, live1)
         for p in range(np.uint64(r0 * TILE), np.uint64((r1 + 1) * TILE)):
-            al, _ = alpha_at(o, a, b, c, px[p] - mx, py[p] - my)
+            al, _ = alpha_at(o, A, B, C, px[p] - mx, py[p] - my)
             t, d, lp = T[p], done[p], last[p]
             t_new = t * (one - al)
             hit = (al >= amin) & (d == 0)
@@ -188,13 +197,14 @@ def _gaussian_grads(table, g, kk, ox, oy, px, py, T, E, gc, last, rows, out):
     amin, amax, one, zero, half = dt(ALPHA_MIN), dt(ALPHA_MAX), dt(1), dt(0), dt(0.5)
     mx, my = table[g, 0] - ox, table[g, 1] - oy
     a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+    A, B, C = power2_coefs(a, b, c)
     cr, cg, cb, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
     r0, r1 = row_range(my, table[g, 10])
     r0, r1 = max(r0, rows[0]), min(r1, rows[1])
     s_mx, s_my, s_a, s_b, s_c, s_o, s_r, s_g, s_b2, s_z = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     for p in range(np.uint64(r0 * TILE), np.uint64((r1 + 1) * TILE)):
         dx, dy = px[p] - mx, py[p] - my
-        al, e = alpha_at(o, a, b, c, dx, dy)
+        al, e = alpha_at(o, A, B, C, dx, dy)
         tp, ep = T[p], E[p]
         use = (al >= amin) & (kk <= last[p])
         one_m = one - al
