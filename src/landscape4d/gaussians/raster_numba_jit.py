@@ -10,10 +10,12 @@ The first call in a fresh cache compiles the kernels (seconds); later processes 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
 import tempfile
+import types as types_module
 from pathlib import Path
 
 import numba
@@ -77,18 +79,40 @@ CONTRACT = {"contract"}
 REDUCE_MATH = {"reassoc", "nsz", "arcp", "contract"}
 
 
+def _njit(fn, **options):
+    old = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = CACHE_DIR
+    try:
+        return numba.njit(cache=True, error_model="numpy", nogil=True, **options)(fn)
+    finally:
+        numba.config.CACHE_DIR = old
+
+
+class ParallelKernel:
+    """A prange kernel compiled twice: with numba's thread pool, and as a plain loop that runs in the calling
+    thread, used when numba's thread count (use_threads) is 1. Handing work to the pool and waiting for it costs
+    a thread wake-up per launch (milliseconds on a loaded machine); the serial twin skips it. Each is compiled
+    on its first use. Call from Python only."""
+
+    def __init__(self, fn, fastmath):
+        self.parallel = _njit(fn, parallel=True, fastmath=fastmath)
+        twin = types_module.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                         fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"  # its own cache file
+        self.serial = _njit(twin, parallel=False, fastmath=fastmath)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args):
+        return (self.serial if numba.get_num_threads() == 1 else self.parallel)(*args)
+
+
 def kernel(parallel: bool = False, fastmath=False):
     """numba.njit with on-disk caching in CACHE_DIR; numpy error model (no zero-division checks, which would
-    keep the pixel loops from vectorising). The cache folder is chosen when the function is decorated."""
+    keep the pixel loops from vectorising). The cache folder is chosen when the function is decorated.
+    parallel=True gives a ParallelKernel."""
 
     def deco(fn):
-        old = numba.config.CACHE_DIR
-        numba.config.CACHE_DIR = CACHE_DIR
-        try:
-            return numba.njit(cache=True, parallel=parallel, fastmath=fastmath, error_model="numpy",
-                              nogil=True)(fn)
-        finally:
-            numba.config.CACHE_DIR = old
+        return ParallelKernel(fn, fastmath) if parallel else _njit(fn, fastmath=fastmath)
 
     return deco
 
