@@ -106,13 +106,17 @@ class ParallelKernel:
         return (self.serial if numba.get_num_threads() == 1 else self.parallel)(*args)
 
 
-def kernel(parallel: bool = False, fastmath=False):
+def kernel(parallel: bool = False, fastmath=False, inline: bool = False):
     """numba.njit with on-disk caching in CACHE_DIR; numpy error model (no zero-division checks, which would
     keep the pixel loops from vectorising). The cache folder is chosen when the function is decorated.
-    parallel=True gives a ParallelKernel."""
+    parallel=True gives a ParallelKernel. inline=True inlines the function into its callers in numba's own IR:
+    LLVM does not inline large numba functions, and a call passes every array argument as a ~56-byte struct on
+    the stack (~0.1 us per call), which matters for helpers called per Gaussian."""
 
     def deco(fn):
-        return ParallelKernel(fn, fastmath) if parallel else _njit(fn, fastmath=fastmath)
+        if parallel:
+            return ParallelKernel(fn, fastmath)
+        return _njit(fn, fastmath=fastmath, inline="always" if inline else "never")
 
     return deco
 

@@ -62,7 +62,7 @@ def _rotmat(q):
             (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
 
 
-@kernel()
+@kernel(inline=True)
 def _stack(means, quats, scales, i, W, t, f, lim):
     """Intermediates shared by forward and backward for Gaussian i: camera coordinates cam, z for division
     (1 behind the near plane), clamped (x/z, y/z), unit quaternion and its norm, R, s, A, J (j00, j02, j11, j12;
@@ -87,7 +87,7 @@ def _stack(means, quats, scales, i, W, t, f, lim):
     return cam, zs, txy, q, qn, R, s, A, J, M0, M1
 
 
-@kernel()
+@kernel(inline=True)
 def _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height,
                  means2d, conics, depths, extents, reach, radii, valid):
     """Project Gaussian i (see project_forward)."""
@@ -183,7 +183,7 @@ def _camera_grads(cam, zs, txy, J, gJ, gu, gv, gz, f, lim):
     return gx, gy, gzz
 
 
-@kernel()
+@kernel(inline=True)
 def _backward_one(means, quats, scales, i, W, t, f, lim, g_means2d, g_conics, g_depths, g_means, g_quats,
                   g_scales):
     """Gradients of Gaussian i (see project_backward)."""

@@ -189,46 +189,58 @@ def _active_rows(row_last, kk):
 
 
 @kernel(fastmath=REDUCE_MATH)
-def _gaussian_grads(table, g, kk, ox, oy, px, py, T, E, gc, last, rows, out):
-    """Walk one Gaussian (list entry kk, 1-based) of a tile backwards over the rows in `rows` (first, last):
-    update T and E of the pixels it covered and add its gradient sums (N_GRAD,) to out[g]. Like the forward,
-    the pixel loop only stores selects of locals."""
+def _tile_backward(table, lists, start, m, ox, oy, px, py, T, E, gc, last, row_last, out):
+    """Walk the tile's list entries start + m - 1 .. start backwards (m: the largest contributor count of its
+    pixels), each over its rows that hold pixels it may have contributed to: update T and E of the pixels it
+    covered and add its gradient sums (N_GRAD,) to out[row]. Like the forward, the pixel loop only stores
+    selects of locals. (One call per tile: a call per Gaussian would pass every array on the stack.)"""
     dt = table.dtype.type
     amin, amax, one, zero, half = dt(ALPHA_MIN), dt(ALPHA_MAX), dt(1), dt(0), dt(0.5)
-    mx, my = table[g, 0] - ox, table[g, 1] - oy
-    a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
-    A, B, C = power2_coefs(a, b, c)
-    cr, cg, cb, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
-    r0, r1 = row_range(my, table[g, 10])
-    r0, r1 = max(r0, rows[0]), min(r1, rows[1])
-    s_mx, s_my, s_a, s_b, s_c, s_o, s_r, s_g, s_b2, s_z = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
-    for p in range(np.uint64(r0 * TILE), np.uint64((r1 + 1) * TILE)):
-        dx, dy = px[p] - mx, py[p] - my
-        al, e = alpha_at(o, A, B, C, dx, dy)
-        tp, ep = T[p], E[p]
-        use = (al >= amin) & (kk <= last[p])
-        one_m = one - al
-        t = tp / one_m  # transmittance before this Gaussian
-        q = cr * gc[0, p] + cg * gc[1, p] + cb * gc[2, p] + z * gc[3, p]
-        d_alpha = t * (q - ep)
-        w = al * t if use else zero
-        s_r += w * gc[0, p]
-        s_g += w * gc[1, p]
-        s_b2 += w * gc[2, p]
-        s_z += w * gc[3, p]
-        d_e = d_alpha * e if use & (o * e <= amax) else zero  # zero where alpha is clamped
-        s_o += d_e
-        d_pow = d_e * o  # dL/dpower = dL/dalpha * alpha
-        s_mx += d_pow * (a * dx + b * dy)
-        s_my += d_pow * (b * dx + c * dy)
-        s_a -= half * d_pow * dx * dx
-        s_b -= d_pow * dx * dy
-        s_c -= half * d_pow * dy * dy
-        T[p] = t if use else tp
-        E[p] = al * q + one_m * ep if use else ep
-    sums = (s_mx, s_my, s_a, s_b, s_c, s_o, s_r, s_g, s_b2, s_z)
-    for k in range(N_GRAD):
-        out[g, k] += sums[k]
+    for k in range(start + m - 1, start - 1, -1):
+        kk = np.int32(k - start + 1)
+        g = lists[k]
+        mx, my = table[g, 0] - ox, table[g, 1] - oy
+        a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+        A, B, C = power2_coefs(a, b, c)
+        cr, cg, cb, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
+        r0, r1 = row_range(my, table[g, 10])
+        a0, a1 = _active_rows(row_last, kk)
+        r0, r1 = max(r0, a0), min(r1, a1)
+        s_mx, s_my, s_a, s_b, s_c, s_o = zero, zero, zero, zero, zero, zero
+        s_r, s_g, s_b2, s_z = zero, zero, zero, zero
+        for p in range(np.uint64(max(r0, 0) * TILE), np.uint64(max(r1 + 1, 0) * TILE)):
+            dx, dy = px[p] - mx, py[p] - my
+            al, e = alpha_at(o, A, B, C, dx, dy)
+            tp, ep = T[p], E[p]
+            use = (al >= amin) & (kk <= last[p])
+            one_m = one - al
+            t = tp / one_m  # transmittance before this Gaussian
+            q = cr * gc[0, p] + cg * gc[1, p] + cb * gc[2, p] + z * gc[3, p]
+            w = al * t if use else zero
+            s_r += w * gc[0, p]
+            s_g += w * gc[1, p]
+            s_b2 += w * gc[2, p]
+            s_z += w * gc[3, p]
+            d_e = t * (q - ep) * e if use & (o * e <= amax) else zero  # dL/dalpha e; zero where clamped
+            s_o += d_e
+            d_pow = d_e * o  # dL/dpower = dL/dalpha * alpha
+            s_mx += d_pow * (a * dx + b * dy)
+            s_my += d_pow * (b * dx + c * dy)
+            s_a -= half * d_pow * dx * dx
+            s_b -= d_pow * dx * dy
+            s_c -= half * d_pow * dy * dy
+            T[p] = t if use else tp
+            E[p] = al * q + one_m * ep if use else ep
+        out[g, 0] += s_mx
+        out[g, 1] += s_my
+        out[g, 2] += s_a
+        out[g, 3] += s_b
+        out[g, 4] += s_c
+        out[g, 5] += s_o
+        out[g, 6] += s_r
+        out[g, 7] += s_g
+        out[g, 8] += s_b2
+        out[g, 9] += s_z
 
 
 @kernel(parallel=True)
@@ -242,18 +254,13 @@ def render_backward(table, tile_start, lists, tiles_x, width, height, bg, n_chun
         px, py = pixel_offsets(dt)
         T, E, gc, last = np.empty(P, dt), np.empty(P, dt), np.empty((4, P), dt), np.empty(P, np.int32)
         row_last = np.empty(TILE, np.int32)
-        out = grads[ch]
         for tile in range(ch, n_tiles, n_chunks):
             x0, y0 = (tile % tiles_x) * TILE, (tile // tiles_x) * TILE
             nx, ny = min(TILE, width - x0), min(TILE, height - y0)
             m = _load_tile(g_color, g_alpha, g_depth, bg, t_final, n_contrib, x0, y0, nx, ny, T, E, gc, last,
                            row_last)
-            start = tile_start[tile]
             ox, oy = table.dtype.type(x0 + _HALF), table.dtype.type(y0 + _HALF)
-            for k in range(start + m - 1, start - 1, -1):
-                kk = np.int32(k - start + 1)
-                rows = _active_rows(row_last, kk)
-                _gaussian_grads(table, lists[k], kk, ox, oy, px, py, T, E, gc, last, rows, out)
+            _tile_backward(table, lists, tile_start[tile], m, ox, oy, px, py, T, E, gc, last, row_last, grads[ch])
 
 
 @kernel(parallel=True)

@@ -41,7 +41,7 @@ def _span(a, b, c, r2, det, dy):
     return (-b * dy - root) / a, (-b * dy + root) / a
 
 
-@kernel()
+@kernel(inline=True)
 def tile_runs(table, k, tiles_x, tiles_y, runs):
     """For every tile row the run of tile columns whose pixel centres the ellipse of table row k meets (within
     reach, with the torch backend's margin): runs (tiles_y, 2) first and last column (first > last: none).
