@@ -125,10 +125,19 @@ def project_forward(means, quats, scales, opacities, view, K, width, height, n_c
     n = means.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     for ch in prange(n_chunks):
-        W, t, f, lim = camera_consts(view, K, width, height)  # (tuples cannot enter a prange body)
-        for i in range(ch * size, min(n, (ch + 1) * size)):
-            _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height,
-                         means2d, conics, depths, extents, reach, radii, valid)
+        _project_block(ch * size, min(n, (ch + 1) * size), means, quats, scales, opacities, view, K, width, height,
+                       means2d, conics, depths, extents, reach, radii, valid)
+
+
+@kernel()
+def _project_block(lo, hi, means, quats, scales, opacities, view, K, width, height,
+                   means2d, conics, depths, extents, reach, radii, valid):
+    """Gaussians lo..hi-1 of project_forward. (Its own function: numba's parallel-loop analysis fails on the
+    inlined tuple code, and tuples cannot enter a prange body.)"""
+    W, t, f, lim = camera_consts(view, K, width, height)
+    for i in range(lo, hi):
+        _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height,
+                     means2d, conics, depths, extents, reach, radii, valid)
 
 
 @kernel()
@@ -224,12 +233,20 @@ def project_backward(means, quats, scales, view, K, width, height, valid, g_mean
     n = means.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     for ch in prange(n_chunks):
-        W, t, f, lim = camera_consts(view, K, width, height)  # (tuples cannot enter a prange body)
-        for i in range(ch * size, min(n, (ch + 1) * size)):
-            if valid[i]:
-                _backward_one(means, quats, scales, i, W, t, f, lim, g_means2d, g_conics, g_depths,
-                              g_means, g_quats, g_scales)
-            else:
-                g_means[i, :] = 0
-                g_quats[i, :] = 0
-                g_scales[i, :] = 0
+        _backward_block(ch * size, min(n, (ch + 1) * size), means, quats, scales, view, K, width, height, valid,
+                        g_means2d, g_conics, g_depths, g_means, g_quats, g_scales)
+
+
+@kernel()
+def _backward_block(lo, hi, means, quats, scales, view, K, width, height, valid, g_means2d, g_conics, g_depths,
+                    g_means, g_quats, g_scales):
+    """Gaussians lo..hi-1 of project_backward (see _project_block)."""
+    W, t, f, lim = camera_consts(view, K, width, height)
+    for i in range(lo, hi):
+        if valid[i]:
+            _backward_one(means, quats, scales, i, W, t, f, lim, g_means2d, g_conics, g_depths,
+                          g_means, g_quats, g_scales)
+        else:
+            g_means[i, :] = 0
+            g_quats[i, :] = 0
+            g_scales[i, :] = 0

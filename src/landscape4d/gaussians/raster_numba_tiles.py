@@ -76,13 +76,28 @@ def count_lists(table, tiles_x, tiles_y, n_chunks, hist):
     n = table.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     for ch in prange(n_chunks):
-        runs = np.empty((tiles_y, 2), np.int64)
-        hist[ch] = 0
-        for k in range(ch * size, min(n, (ch + 1) * size)):
-            y0, y1 = tile_runs(table, k, tiles_x, tiles_y, runs)
-            for ty in range(y0, y1 + 1):
-                for tx in range(runs[ty, 0], runs[ty, 1] + 1):
-                    hist[ch, ty * tiles_x + tx] += 1
+        _block_lists(table, ch * size, min(n, (ch + 1) * size), tiles_x, tiles_y, hist[ch], hist[ch],
+                     np.empty(0, np.int32), False)
+
+
+@kernel()
+def _block_lists(table, lo, hi, tiles_x, tiles_y, counts, cursor, lists, write):
+    """Rows lo..hi-1: count their tiles into counts (write False), or write them into `lists` at the per-tile
+    positions `cursor` (write True). (Its own function: numba's parallel-loop analysis fails on the inlined
+    tuple code of tile_runs.)"""
+    runs = np.empty((tiles_y, 2), np.int64)
+    if not write:
+        counts[:] = 0
+    for k in range(lo, hi):
+        y0, y1 = tile_runs(table, k, tiles_x, tiles_y, runs)
+        for ty in range(y0, y1 + 1):
+            for tx in range(runs[ty, 0], runs[ty, 1] + 1):
+                t = ty * tiles_x + tx
+                if write:
+                    lists[cursor[t]] = k
+                    cursor[t] += 1
+                else:
+                    counts[t] += 1
 
 
 @kernel()
@@ -106,14 +121,8 @@ def fill_lists(table, tiles_x, tiles_y, n_chunks, cursor, lists):
     n = table.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     for ch in prange(n_chunks):
-        runs = np.empty((tiles_y, 2), np.int64)
-        for k in range(ch * size, min(n, (ch + 1) * size)):
-            y0, y1 = tile_runs(table, k, tiles_x, tiles_y, runs)
-            for ty in range(y0, y1 + 1):
-                for tx in range(runs[ty, 0], runs[ty, 1] + 1):
-                    t = ty * tiles_x + tx
-                    lists[cursor[ch, t]] = k
-                    cursor[ch, t] += 1
+        _block_lists(table, ch * size, min(n, (ch + 1) * size), tiles_x, tiles_y, cursor[ch], cursor[ch], lists,
+                     True)
 
 
 def depth_keys(depths: np.ndarray) -> tuple[np.ndarray, int]:
