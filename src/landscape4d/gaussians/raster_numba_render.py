@@ -14,7 +14,8 @@ E <- alpha_i q_i + (1 - alpha_i) E), dL/dalpha_i = T_i (q_i - E). Per Gaussian a
 gradients w.r.t. (mean x, mean y, conic a, b, c, opacity, r, g, b, depth) are added to the worker's own gradient
 buffer (no atomics); the buffers are summed at the end.
 
-Gaussian table columns (N, 11): mean x, mean y, conic a, b, c, opacity, r, g, b, depth, y half-extent.
+The Gaussian table (rows in depth order, columns named in raster_numba_tiles) gives each Gaussian's mean,
+conic, opacity, colour, depth and y half-extent; the tile lists hold table rows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from numba import prange
 
 from .projection import ALPHA_MAX, ALPHA_MIN, T_MIN
 from .raster_numba_jit import CONTRACT, LOG2E, REDUCE_MATH, fexp2, kernel, like
-from .raster_numba_tiles import TILE
+from .raster_numba_tiles import BLUE, CA, CB, CC, DEPTH, EY, GREEN, MX, MY, OPACITY, RED, TILE
 
 N_GRAD = 10  # gradient columns: mx, my, a, b, c, opacity, r, g, b, depth
 P = TILE * TILE
@@ -102,11 +103,11 @@ def _composite(table, lists, start, end, ox, oy, px, py, T, cr, cg, cb, depth, d
         if live0 > live1:
             break
         g = lists[k]
-        mx, my = table[g, 0] - ox, table[g, 1] - oy
-        A, B, C = power2_coefs(table[g, 2], table[g, 3], table[g, 4])
-        o = table[g, 5]
-        r, gr, bl, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
-        r0, r1 = row_range(my, table[g, 10])
+        mx, my = table[g, MX] - ox, table[g, MY] - oy
+        A, B, C = power2_coefs(table[g, CA], table[g, CB], table[g, CC])
+        o = table[g, OPACITY]
+        r, gr, bl, z = table[g, RED], table[g, GREEN], table[g, BLUE], table[g, DEPTH]
+        r0, r1 = row_range(my, table[g, EY])
         r0, r1 = max(r0, live0), min(r1, live1)
         for p in range(np.uint64(r0 * TILE), np.uint64((r1 + 1) * TILE)):
             al, _ = alpha_at(o, A, B, C, px[p] - mx, py[p] - my)
@@ -199,11 +200,11 @@ def _tile_backward(table, lists, start, m, ox, oy, px, py, T, E, gc, last, row_l
     for k in range(start + m - 1, start - 1, -1):
         kk = np.int32(k - start + 1)
         g = lists[k]
-        mx, my = table[g, 0] - ox, table[g, 1] - oy
-        a, b, c, o = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+        mx, my = table[g, MX] - ox, table[g, MY] - oy
+        a, b, c, o = table[g, CA], table[g, CB], table[g, CC], table[g, OPACITY]
         A, B, C = power2_coefs(a, b, c)
-        cr, cg, cb, z = table[g, 6], table[g, 7], table[g, 8], table[g, 9]
-        r0, r1 = row_range(my, table[g, 10])
+        cr, cg, cb, z = table[g, RED], table[g, GREEN], table[g, BLUE], table[g, DEPTH]
+        r0, r1 = row_range(my, table[g, EY])
         a0, a1 = _active_rows(row_last, kk)
         r0, r1 = max(r0, a0), min(r1, a1)
         s_mx, s_my, s_a, s_b, s_c, s_o = zero, zero, zero, zero, zero, zero
