@@ -27,7 +27,7 @@ DEPTH_FILE_KINDS = ("depth", "disparity")
 INPAINT_METHODS = ("telea", "ns", "none")
 INTERPOLATIONS = ("laplace", "rbf")
 UNHINTED = ("nearest", "mean", "zero")
-RASTER_BACKENDS = ("auto", "torch", "gsplat")
+RASTER_BACKENDS = ("auto", "torch", "numba", "gsplat")
 
 
 @dataclass

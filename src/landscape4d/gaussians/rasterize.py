@@ -1,4 +1,5 @@
-"""One rasterizer interface, backends chosen by name: "torch" (CPU/CUDA), "gsplat" (CUDA), "auto"."""
+"""One rasterizer interface, backends chosen by name: "torch" (CPU/CUDA reference), "numba" (native CPU), "gsplat"
+(CUDA), "auto"."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from .raster_torch import rasterize_torch
 from .types import RasterOutput
 
 
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except Exception:  # ImportError, or a numba that does not match the installed numpy
+        return False
+    return True
+
+
 def resolve_backend(backend: str, device: torch.device | str) -> str:
-    """"auto" -> "gsplat" on a CUDA device with gsplat importable, else "torch"."""
+    """"auto" -> "gsplat" on a CUDA device with gsplat importable, "numba" on the CPU with numba importable,
+    else "torch"."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "gsplat" if torch.device(device).type == "cuda" and gsplat_available() else "torch"
+        if torch.device(device).type == "cuda":
+            return "gsplat" if gsplat_available() else "torch"
+        return "numba" if numba_available() else "torch"
     return backend
 
 
@@ -43,6 +55,12 @@ def rasterize(
         if means.device.type != "cuda":
             raise ValueError("the gsplat backend needs CUDA tensors")
         fn = rasterize_gsplat
+    elif name == "numba":
+        if means.device.type != "cpu":
+            raise ValueError("the numba backend needs CPU tensors")
+        from .raster_numba import rasterize_numba  # imported on first use: numba is only needed here
+
+        fn = rasterize_numba
     else:
         fn = rasterize_torch
     return fn(means, quats, scales, opacities, colors, viewmat, K, width, height, background=background,
