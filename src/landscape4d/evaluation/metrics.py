@@ -119,44 +119,66 @@ def _blur_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)[r:x.shape[0] - r, r:x.shape[1] - r]
 
 
-def _ssim_map_np(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
-    """x, y (H, W, C) float64 -> (H - 10, W - 10, C) SSIM map (convention in the module docstring)."""
+@dataclass(frozen=True)
+class SsimStats:
+    """What SSIM needs of one image alone: the image x (H, W, C) float64 and, over the valid windows
+    (H - 10, W - 10, C), its Gaussian-weighted mean mu, mu^2 and variance E[x^2] - mu^2. Computed once, an image
+    can be scored against several others (`ssim_of_stats`)."""
+    image: np.ndarray
+    mu: np.ndarray
+    mu2: np.ndarray
+    var: np.ndarray
+
+
+def ssim_stats(x: np.ndarray) -> SsimStats:
+    """x (H, W, C) float64 -> SsimStats."""
     h, w = x.shape[:2]
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
         raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {h}x{w}")
     g = gaussian_taps()
-    mu_x, mu_y = _blur_valid(x, g), _blur_valid(y, g)
-    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    var_x = _blur_valid(x * x, g) - mu_xx
-    var_y = _blur_valid(y * y, g) - mu_yy
-    cov = _blur_valid(x * y, g) - mu_xy
+    mu = _blur_valid(x, g)
+    mu2 = mu * mu
+    return SsimStats(x, mu, mu2, _blur_valid(x * x, g) - mu2)
+
+
+def ssim_map_of_stats(sx: SsimStats, sy: SsimStats, data_range: float = 1.0) -> np.ndarray:
+    """SSIM map (H - 10, W - 10, C) of two images given by their SsimStats (convention in the module docstring):
+    ((2 mu_x mu_y + c1) (2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1) (var_x + var_y + c2)), evaluated in place with
+    the same operations in the same order."""
+    if sx.image.shape != sy.image.shape:
+        raise ValueError(f"image shapes differ: {sx.image.shape} vs {sy.image.shape}")
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    # in place, the same operations in the same order as
-    # ((2 mu_x mu_y + c1) (2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1) (var_x + var_y + c2))
-    mu_xy *= 2
-    mu_xy += c1
+    num = sx.mu * sy.mu
+    cov = _blur_valid(sx.image * sy.image, gaussian_taps()) - num
+    num *= 2
+    num += c1
     cov *= 2
     cov += c2
-    mu_xx += mu_yy
-    mu_xx += c1
-    var_x += var_y
-    var_x += c2
-    mu_xy *= cov
-    mu_xx *= var_x
-    mu_xy /= mu_xx
-    return mu_xy
+    num *= cov
+    den = sx.mu2 + sy.mu2
+    den += c1
+    var = sx.var + sy.var
+    var += c2
+    den *= var
+    num /= den
+    return num
+
+
+def ssim_of_stats(sx: SsimStats, sy: SsimStats, data_range: float = 1.0) -> float:
+    """= ssim(sx.image, sy.image, data_range)."""
+    return float(ssim_map_of_stats(sx, sy, data_range).mean())
 
 
 def ssim_map(a: ArrayLike, b: ArrayLike, data_range: float = 1.0) -> torch.Tensor:
     """Per-pixel SSIM of the valid windows, (H - 10, W - 10, C) float64 (convention in the module docstring)."""
     ta, tb = _pair(a, b)
-    return torch.from_numpy(_ssim_map_np(ta.numpy(), tb.numpy(), data_range))
+    return torch.from_numpy(ssim_map_of_stats(ssim_stats(ta.numpy()), ssim_stats(tb.numpy()), data_range))
 
 
 def ssim(a: ArrayLike, b: ArrayLike, data_range: float = 1.0) -> float:
     """Mean SSIM, channels averaged (Gaussian 11/1.5, K1 0.01, K2 0.03, valid windows; see module docstring)."""
     ta, tb = _pair(a, b)
-    return float(_ssim_map_np(ta.numpy(), tb.numpy(), data_range).mean())
+    return ssim_of_stats(ssim_stats(ta.numpy()), ssim_stats(tb.numpy()), data_range)
 
 
 def ssim_reference(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
