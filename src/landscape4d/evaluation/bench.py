@@ -7,8 +7,9 @@ one table with per-stage seconds, peak memory and every metric, the paper's numb
 Scene i is kind kinds[i % len(kinds)] with seed i, or with the i-th of `--seeds` (then the list sets how many
 scenes: results on seeds never tuned for), named <kind>_<seed>. It is generated at the run's working size (long
 side S, 16:9) with the run's loop length, so the GT videos and the rendered ones share size, poses
-(`camera.trajectory` with each side's own scene depth) and timing. GT videos are stored losslessly (gt/<trajectory>.npy) with the moving region
-seen along each trajectory (gt/<trajectory>_mask.npy) for the masked metrics.
+(`camera.trajectory` with each side's own scene depth) and timing. GT videos are stored losslessly
+(gt/<trajectory>.npy) with the moving region seen along each trajectory (gt/<trajectory>_mask.npy) for the masked
+metrics.
 Writes DIR/bench.json and DIR/bench.md; DIR/scenes/<name> (GT), DIR/runs/<name> (runs, eval in <run>/eval).
 With `--set dynamics.ablations=true` every run also trains the no-motion-init and single-stage variants, and the
 table gets the paper's Table III (flow EPE without motion init) and Table IV (video generation and 4D seconds).
