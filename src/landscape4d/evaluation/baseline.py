@@ -5,7 +5,7 @@ What the 4D representation is compared against, honestly implemented from the sa
      inside the input mask by the project's own Eulerian integration + symmetric softmax splatting
      (`landscape4d.animate.animate_image`, the run's animate config), a seamless loop of N frames;
   2. frame k of a trajectory is animated frame (k mod N) forward-splatted to camera k with the input depth, the
-     way the layered-depth-image methods move a cinemagraph (`landscape4d.views.render_view`: soft z-buffer,
+     way the layered-depth-image methods move a cinemagraph (`landscape4d.views.splat_points`: soft z-buffer,
      magnification-aware footprints), and its holes are inpainted the same way as the training views (the run's
      views config: Telea by default).
 No 3D motion, no multi-view training: disocclusions are guessed per frame by inpainting and the motion is only
@@ -27,7 +27,7 @@ from ..camera import Intrinsics, trajectory, unproject_depth
 from ..config import RunConfig, config_from_dict, preset
 from ..errors import InputError
 from ..inputs import load_input
-from ..views import render_view
+from ..views import inpaint, splat_points
 
 
 @dataclass
@@ -81,13 +81,13 @@ def warp_frames(frames: np.ndarray, poses: list[np.ndarray], depth: np.ndarray, 
     dev = torch.device(device)
     points = torch.from_numpy(unproject_depth(depth, intr)).to(dev)  # (H*W, 3)
     src_depth = torch.from_numpy(np.asarray(depth, np.float32).reshape(-1)).to(dev)  # (H*W,)
-    no_motion = torch.zeros(points.shape[0], dtype=points.dtype, device=dev)  # (H*W,) mask channel unused
     out = np.empty((len(poses), intr.height, intr.width, 3), np.uint8)
     for k, c2w in enumerate(poses):
         colors = torch.from_numpy(np.asarray(frames[k % n], np.float32).reshape(-1, 3)).to(dev)
-        r = render_view(points, colors, no_motion, src_depth, intr, c2w, point_radius, inpaint_method,
-                        inpaint_radius)
-        out[k] = (np.clip(r.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+        # views.render_view's colour path without its motion-mask channel (no motion here: nothing to inpaint)
+        image, _, weight = splat_points(points, colors, src_depth, intr, c2w, point_radius)
+        rgb = inpaint(image.cpu().numpy(), (weight <= 0).cpu().numpy(), inpaint_method, inpaint_radius)
+        out[k] = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     return out
 
 

@@ -2,12 +2,14 @@
 one table with per-stage seconds, peak memory and every metric, the paper's numbers beside ours.
 
     landscape4d bench pipeline --scenes 3 --preset preview [--kinds river,waterfall,lake] [--size S]
-                               [--set k=v ...] [--oracle-depth] [--no-lpips] [-o DIR]
+                               [--seeds 5,17,42] [--set k=v ...] [--oracle-depth] [--no-lpips] [-o DIR]
 
-Scene i is kind kinds[i % len(kinds)] with seed i, generated at the run's working size (long side S, 16:9) with
-the run's loop length, so the GT videos and the rendered ones share size, poses (`camera.trajectory` with each
-side's own scene depth) and timing. GT videos are stored losslessly (gt/<trajectory>.npy) with the moving region
-seen along each trajectory (gt/<trajectory>_mask.npy) for the masked metrics.
+Scene i is kind kinds[i % len(kinds)] with seed i, or with the i-th of `--seeds` (then the list sets how many
+scenes: results on seeds never tuned for), named <kind>_<seed>. It is generated at the run's working size (long
+side S, 16:9) with the run's loop length, so the GT videos and the rendered ones share size, poses
+(`camera.trajectory` with each side's own scene depth) and timing. GT videos are stored losslessly
+(gt/<trajectory>.npy) with the moving region seen along each trajectory (gt/<trajectory>_mask.npy) for the masked
+metrics.
 Writes DIR/bench.json and DIR/bench.md; DIR/scenes/<name> (GT), DIR/runs/<name> (runs, eval in <run>/eval).
 With `--set dynamics.ablations=true` every run also trains the no-motion-init and single-stage variants, and the
 table gets the paper's Table III (flow EPE without motion init) and Table IV (video generation and 4D seconds).
@@ -50,8 +52,29 @@ class BenchScene:
     seed: int
 
 
-def scene_plan(count: int, kinds: list[str]) -> list[BenchScene]:
-    return [BenchScene(f"{kinds[i % len(kinds)]}_{i}", kinds[i % len(kinds)], i) for i in range(count)]
+def scene_plan(count: int, kinds: list[str], seeds: list[int] | None = None) -> list[BenchScene]:
+    """Scene i: kind kinds[i % len(kinds)], seed seeds[i] (default i; `seeds` sets the count), name <kind>_<seed>."""
+    seeds = list(range(count)) if seeds is None else list(seeds)
+    return [BenchScene(f"{kinds[i % len(kinds)]}_{s}", kinds[i % len(kinds)], int(s)) for i, s in enumerate(seeds)]
+
+
+def parse_seeds(text: str | None, scenes: int | None) -> list[int]:
+    """`--seeds 5,17,42` (with an optional `--scenes` that must agree) -> [5, 17, 42]; without it 0 .. scenes-1.
+    Raises ValueError with a one-line message."""
+    if text is None:
+        count = 3 if scenes is None else scenes
+        if count < 1:
+            raise ValueError("--scenes must be >= 1")
+        return list(range(count))
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers, e.g. 5,17,42") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds {text!r}: expected one or more non-negative integers")
+    if scenes is not None and scenes != len(seeds):
+        raise ValueError(f"--scenes {scenes} disagrees with the {len(seeds)} seeds of --seeds {text}")
+    return seeds
 
 
 def scene_size(long_side: int) -> tuple[int, int]:
@@ -215,7 +238,8 @@ def bench_markdown(summary: dict, entries: list[dict], command: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="landscape4d bench pipeline",
                                  description="synthetic scenes -> pipeline -> eval (ours and the 2D baseline)")
-    ap.add_argument("--scenes", type=int, default=3)
+    ap.add_argument("--scenes", type=int, help="number of scenes, seeds 0 .. N-1 (default 3)")
+    ap.add_argument("--seeds", help="comma-separated seeds, one scene each (e.g. 5,17,42); sets the count")
     ap.add_argument("--preset", default="preview", choices=("preview", "full"))
     ap.add_argument("--kinds", default="river,waterfall,lake", help="comma-separated scene kinds, cycled")
     ap.add_argument("--size", type=int, help="working size (long side); the scenes are generated at it")
@@ -232,10 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds or args.scenes < 1:
-        print(f"landscape4d: error: --kinds must name {', '.join(KINDS)} and --scenes be >= 1", file=sys.stderr)
+    if bad or not kinds:
+        print(f"landscape4d: error: --kinds must name {', '.join(KINDS)}", file=sys.stderr)
         return 2
     try:
+        plan = scene_plan(0, kinds, parse_seeds(args.seeds, args.scenes))
+        twice = sorted({sc.name for sc in plan if [p.name for p in plan].count(sc.name) > 1})
+        if twice:
+            raise ValueError(f"--seeds gives scene {', '.join(twice)} twice (same kind and seed)")
         cfg = apply_overrides(preset(args.preset), list(args.set))
     except ValueError as e:
         print(f"landscape4d: error: {' '.join(str(e).split())}", file=sys.stderr)
@@ -250,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     entries = []
     t0 = time.perf_counter()
-    for sc in scene_plan(args.scenes, kinds):
+    for sc in plan:
         entries.append(bench_one(sc, args, out, log))
         summary = summarise(entries)
         write_json(out / "bench.json", clean({"command": command, "oracle_depth": args.oracle_depth,

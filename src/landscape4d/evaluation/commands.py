@@ -32,7 +32,7 @@ from ..io.atomic import write_json
 from ..io.images import save_png
 from ..io.video import read_video
 from .metrics import flow_epe
-from .report import video_metrics
+from .report import videos_metrics
 
 PSNR_CAP = 100.0
 VIDEO_METRICS = ("psnr", "ssim", "lpips", "m_psnr", "m_ssim", "m_lpips", "psnr_in_mask", "loop_seam_ssim",
@@ -274,10 +274,40 @@ def comparison_strip(columns: list[tuple[str, np.ndarray]], count: int) -> np.nd
 # evaluation
 
 
-def video_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, cfg: EvalConfig) -> dict[str, float]:
-    """video_metrics of two (T, H, W, 3) uint8 videos with a (T, H, W) mask."""
-    return video_metrics(pred.astype(np.float32) / 255.0, gt.astype(np.float32) / 255.0, mask,
-                         use_lpips=cfg.use_lpips, device=cfg.device)
+def trajectory_scores(aligned: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                      cfg: EvalConfig) -> dict[str, dict[str, float]]:
+    """{method: (pred, gt, mask)} of one trajectory (uint8 (T, H, W, 3) videos aligned to the GT, (T, H, W) mask)
+    -> {method: video metrics}. Methods that share the same GT frames and mask are scored together
+    (`videos_metrics`: the GT's LPIPS features once for all); each equals `video_metrics_reference` of its own."""
+    out: dict[str, dict[str, float]] = {}
+    todo = list(aligned)
+    while todo:
+        _, g, m = aligned[todo[0]]
+        group = [k for k in todo if aligned[k][1].shape == g.shape and np.array_equal(aligned[k][2], m)
+                 and (aligned[k][1] is g or np.array_equal(aligned[k][1], g))]
+        preds = {k: aligned[k][0].astype(np.float32) / 255.0 for k in group}
+        out.update(videos_metrics(preds, g.astype(np.float32) / 255.0, m, use_lpips=cfg.use_lpips,
+                                  device=cfg.device))
+        todo = [k for k in todo if k not in group]
+    return {k: out[k] for k in aligned}
+
+
+def evaluate_trajectory(n: str, run: Path, gt_dir: Path, gt_mask: np.ndarray, baseline: np.ndarray | None,
+                        cfg: EvalConfig, notes: Notes) -> tuple[dict, list[tuple[str, np.ndarray]]]:
+    """Scores of ours (and the baseline video (T, H, W, 3) uint8, if given) along trajectory n against its GT
+    -> ({"frames", "ours"[, "baseline"]}, strip columns [(label, video)])."""
+    gt_v = read_frames(video_file(gt_dir / "gt", n))
+    if gt_mask.shape != gt_v.shape[1:3]:
+        raise InputError(gt_dir / "mask.png", f"size {gt_mask.shape[::-1]} differs from the GT video "
+                                              f"{gt_v.shape[2:0:-1]}")
+    ours, g = align_video(read_frames(video_file(run / "render", n)), gt_v, f"{n} (ours)", notes)
+    aligned = {"ours": (ours, g, trajectory_mask(gt_dir, n, gt_mask, g.shape[0], notes))}
+    cols = [("GT", g), ("ours", ours)]
+    if baseline is not None:
+        base, gb = align_video(baseline, gt_v, f"{n} (baseline)", notes)
+        aligned["baseline"] = (base, gb, trajectory_mask(gt_dir, n, gt_mask, gb.shape[0], notes))
+        cols.append(("2D baseline", base))
+    return {"frames": int(g.shape[0]), **trajectory_scores(aligned, cfg)}, cols
 
 
 def evaluate_run(run_dir: str | Path, gt_dir: str | Path, out_dir: str | Path | None = None,
@@ -310,18 +340,7 @@ def evaluate_run(run_dir: str | Path, gt_dir: str | Path, out_dir: str | Path | 
     strip_name = cfg.strip_trajectory if cfg.strip_trajectory in names else ("side" if "side" in names else names[0])
     strip_cols: list[tuple[str, np.ndarray]] = []
     for n in names:
-        gt_v = read_frames(video_file(gt_dir / "gt", n))
-        if gt_mask.shape != gt_v.shape[1:3]:
-            raise InputError(gt_dir / "mask.png", f"size {gt_mask.shape[::-1]} differs from the GT video "
-                                                  f"{gt_v.shape[2:0:-1]}")
-        ours, g = align_video(read_frames(video_file(run / "render", n)), gt_v, f"{n} (ours)", notes)
-        mask = trajectory_mask(gt_dir, n, gt_mask, g.shape[0], notes)
-        per[n] = {"frames": int(g.shape[0]), "ours": video_scores(ours, g, mask, cfg)}
-        cols = [("GT", g), ("ours", ours)]
-        if n in base_videos:
-            base, gb = align_video(base_videos[n], gt_v, f"{n} (baseline)", notes)
-            per[n]["baseline"] = video_scores(base, gb, trajectory_mask(gt_dir, n, gt_mask, gb.shape[0], notes), cfg)
-            cols.append(("2D baseline", base))
+        per[n], cols = evaluate_trajectory(n, run, gt_dir, gt_mask, base_videos.get(n), cfg, notes)
         if n == strip_name:
             strip_cols = cols
         log(f"[landscape4d] eval {n}: ours PSNR {per[n]['ours']['psnr']:.2f}"

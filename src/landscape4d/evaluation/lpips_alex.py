@@ -148,17 +148,26 @@ class AlexLPIPS(nn.Module):
             out.append(h)
         return out
 
+    def unit_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x (N, 3, H, W) in [-1, 1] -> [n_1 .. n_5]: relu1 .. relu5 with unit-normalised channels (what `forward`
+        compares; computed once per image, it can be compared with several others by `distance`)."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"AlexLPIPS expects (N, 3, H, W) batches, got {tuple(x.shape)}")
+        if min(x.shape[2:]) < MIN_SIDE:
+            raise ValueError(f"LPIPS-Alex needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {tuple(x.shape[2:])}")
+        return [f / (torch.sqrt((f ** 2).sum(dim=1, keepdim=True)) + 1e-10) for f in self.features(x)]
+
+    def distance(self, nx: list[torch.Tensor], ny: list[torch.Tensor]) -> torch.Tensor:
+        """unit_features of two equal-size batches -> (N,) distances."""
+        total = nx[0].new_zeros(nx[0].shape[0])
+        for a, b, head in zip(nx, ny, self.heads):
+            total = total + head((a - b) ** 2).mean(dim=(1, 2, 3))
+        return total
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"AlexLPIPS expects two (N, 3, H, W) batches, got {tuple(x.shape)}, {tuple(y.shape)}")
-        if min(x.shape[2:]) < MIN_SIDE:
-            raise ValueError(f"LPIPS-Alex needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {tuple(x.shape[2:])}")
-        total = x.new_zeros(x.shape[0])
-        for fx, fy, head in zip(self.features(x), self.features(y), self.heads):
-            nx = fx / (torch.sqrt((fx ** 2).sum(dim=1, keepdim=True)) + 1e-10)
-            ny = fy / (torch.sqrt((fy ** 2).sum(dim=1, keepdim=True)) + 1e-10)
-            total = total + head((nx - ny) ** 2).mean(dim=(1, 2, 3))
-        return total
+        return self.distance(self.unit_features(x), self.unit_features(y))
 
 
 @functools.lru_cache(maxsize=4)
@@ -193,6 +202,23 @@ def lpips_batch(a: ArrayLike, b: ArrayLike, device: str | torch.device = "cpu") 
     with torch.no_grad():
         d = model(x.to(model.shift.device), y.to(model.shift.device))
     return d.cpu().numpy().astype(np.float64)
+
+
+def lpips_unit_features(a: ArrayLike, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """AlexLPIPS.unit_features of images a (N, H, W, 3) or (H, W, 3) in [0, 1] (the same conversion as
+    `lpips_batch`): compute them once for an image compared with several others, then `lpips_from_features`."""
+    model = get_lpips_model(device)
+    with torch.no_grad():
+        return model.unit_features(_to_batch(a, "a").to(model.shift.device))
+
+
+def lpips_from_features(fa: list[torch.Tensor], fb: list[torch.Tensor],
+                        device: str | torch.device = "cpu") -> np.ndarray:
+    """LPIPS of two equal-size batches given as `lpips_unit_features` -> (N,) distances (= lpips_batch)."""
+    if [f.shape for f in fa] != [f.shape for f in fb]:
+        raise ValueError(f"feature shapes differ: {tuple(fa[0].shape)} vs {tuple(fb[0].shape)}")
+    with torch.no_grad():
+        return get_lpips_model(device).distance(fa, fb).cpu().numpy().astype(np.float64)
 
 
 def lpips(a: ArrayLike, b: ArrayLike, device: str | torch.device = "cpu") -> float:
