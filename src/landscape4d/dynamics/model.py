@@ -6,22 +6,26 @@ at phase p = 1 (one loop behind). At loop time t, with tau = t mod 1:
     position_p(t) = mean + velocity * N * (tau - p) + sum_k a_k sin(2 pi k tau) + b_k cos(2 pi k tau)
     rotation(t)   = normalise(quat + Fourier residual(tau))
     log scale(t)  = log_scale + Fourier residual(tau)
-    opacity_p(t)  = 1 - (1 - sigmoid(logit)) ** w_p,   w_0 = cos^2(pi tau / 2), w_1 = 1 - w_0
+    opacity_p(t)  = 2 (1 - (1 - a / 2) ** w_p),   a = sigmoid(logit),   w_0 = cos^2(pi tau / 2),   w_1 = 1 - w_0
 
 N is the number of frames in a loop and velocity is in world units per frame (the refined 3D motion). The phase-0
 draw starts at the Gaussian's place and flows forward while it fades out; the phase-1 draw arrives at that place
 at the end of the loop while it fades in. This is the 3D form of the 2D symmetric splatting (forward from frame 0,
 backward from frame N, cross-faded). Because both draws come from the same parameters, the phase-1 draw at
-tau -> 1 IS the phase-0 draw at tau = 0 (same position, rotation, scale, colour and opacity) and the phase-0 draw at
-tau -> 1 has opacity 0, like the phase-1 draw at tau = 0: the scene at t -> 1 equals the scene at t = 0 for any
-parameter values, trained or not.
+tau -> 1 IS the phase-0 draw at tau = 0 (same position, rotation, scale, colour and opacity: w = 1 gives a) and
+the phase-0 draw at tau -> 1 has opacity 0, like the phase-1 draw at tau = 0: the scene at t -> 1 equals the scene
+at t = 0 for any parameter values, trained or not.
 
-Opacity: the cross-fade weights act on the optical depth -log(1 - a), so where the two draws of a Gaussian overlap,
-their transmittances multiply back to the original one: (1 - a) ** w_0 * (1 - a) ** w_1 = 1 - a, and the coverage
-does not dip mid-loop (multiplying the opacity by w instead gives 1 - (1 - a w)(1 - a (1 - w)) < a). The fade is
-cos^2 rather than linear: an opaque draw's opacity 1 - (1 - a) ** w rises steeply at small w, so with a linear fade
-the draw in front would vanish within the last frame or two of the loop, a visible jump at the seam; cos^2 is flat
-at both ends of the loop and spreads the change over its middle.
+Opacity: where the two draws of a Gaussian overlap they cover what the Gaussian covers. A splat of opacity a covers
+a G(x) at a pixel where its footprint is G(x) in (0, 1]; two coincident draws cover 1 - (1 - a_0 G)(1 - a_1 G). No
+choice of a_0, a_1 matches a G at every G, but summed over the footprint (the area where G > g is proportional to
+-log g, so the sum is the integral of (.) dG / G over (0, 1]) the pair covers a_0 + a_1 - a_0 a_1 / 2 against a,
+and 2 (1 - (1 - a / 2) ** w_0) and its w_1 twin satisfy a_0 + a_1 - a_0 a_1 / 2 = a exactly, for every a and tau:
+(1 - a_0 / 2)(1 - a_1 / 2) = (1 - a / 2) ** (w_0 + w_1) = 1 - a / 2. Multiplying a by w instead (the sum a_0 + a_1
+= a, exact only in the faint tails) lets the coverage dip mid-loop; 1 - (1 - a) ** w (exact at the centre) makes
+each half-opaque draw nearly opaque, so the pair over-covers off-centre and the draw in front hides the other.
+The fade is cos^2 rather than linear so that it is flat at both ends of the loop: the vanishing draw's last steps
+and the appearing draw's first ones are gentle, and the wrap-around is an ordinary frame step.
 
 Draw order (`draw_index`): every Gaussian at phase 0 (static ones with weight 1), then each moving Gaussian again
 at phase 1, in index order: N + M draws for every t.
@@ -116,8 +120,8 @@ def fade_weights(tau: float) -> tuple[float, float]:
 
 
 def blended_opacity(opacity_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """1 - (1 - sigmoid(logit)) ** weight, computed as -expm1(-weight * softplus(logit)) (exact for weight 1)."""
-    return -torch.expm1(-weight * torch.nn.functional.softplus(opacity_logits))
+    """2 (1 - (1 - sigmoid(logit) / 2) ** weight): sigmoid(logit) at weight 1, 0 at weight 0 (module docstring)."""
+    return -2 * torch.expm1(weight * torch.log1p(-0.5 * torch.sigmoid(opacity_logits)))
 
 
 def gaussians_at(scene: Scene4D, t: float) -> GaussiansAt:
@@ -164,5 +168,5 @@ def gaussian_at_reference(scene: Scene4D, i: int, t: float, phase: int = 0
     w0 = math.cos(0.5 * math.pi * tau) ** 2
     weight = (1 - w0 if phase else w0) if mov else 1.0
     a = 1 / (1 + math.exp(-float(scene.opacity_logits[i])))
-    opacity = 1 - (1 - a) ** weight
+    opacity = 2 * (1 - (1 - a / 2) ** weight)
     return pos, quat, scale, opacity

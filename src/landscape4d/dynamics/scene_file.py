@@ -31,8 +31,8 @@ VERSION = 2
 FORMULA = ("tau = t mod 1; every Gaussian is drawn at phase p = 0 and every moving one again at p = 1, from the same "
            "parameters; position = means + moving * (velocity * num_frames * (tau - p) + sum_f basis_f(tau) "
            "pos_coef[f]); quat = quats + moving * sum_f basis_f rot_coef[f]; scale = exp(log_scales + moving * "
-           "sum_f basis_f scale_coef[f]); opacity = 1 - (1 - sigmoid(opacity_logits)) ** w with w = 1 for static "
-           "Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones; "
+           "sum_f basis_f scale_coef[f]); opacity = 2 * (1 - (1 - sigmoid(opacity_logits) / 2) ** w) with w = 1 for "
+           "static Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones; "
            "basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; colour = SH(sh, view direction) "
            "+ 0.5")
 

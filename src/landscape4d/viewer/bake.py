@@ -7,9 +7,10 @@ ones, the motion parameters. Gaussians are reordered so that the M moving ones c
 Arrays in scene.bin (little endian, offsets and element counts in header["buffers"]), N = num_gaussians:
   centers f32 (N, 3)  `means` (OpenCV world)          scales f32 (N, 3)  exp(log_scales)
   quats   f32 (N, 4)  normalised, x y z w order        rgba   u8  (N, 4)  SH DC * C0 + 0.5 and sigmoid(logit)
-  motion  f32 (M, 4 + 20 F) per moving Gaussian: velocity * num_frames (3), optical depth softplus(logit) =
-          -log(1 - opacity) (exact, where the 8-bit opacity would not be), pos_coef (2F, 3), rot_coef (2F, 4) in
-          x y z w order divided by the norm of the raw quaternion, scale_coef (2F, 3)
+  motion  f32 (M, 4 + 20 F) per moving Gaussian: velocity * num_frames (3), s = -log(1 - opacity / 2) (the
+          page's cross-fade is 2 (1 - exp(-w s)); as a float, exact where the 8-bit opacity would not be),
+          pos_coef (2F, 3), rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion,
+          scale_coef (2F, 3)
 Dividing the rotation residual by |q| keeps the formula exact with a unit base quaternion:
 normalise(q + r) = normalise(q / |q| + r / |q|).
 
@@ -101,7 +102,7 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     rgba = np.rint(np.concatenate([colour, opacity[:, None]], axis=1) * 255).astype(np.uint8)
     mv = order[:m]
     rot = _np(scene.rot_coef).astype(np.float64)[mv][:, :, [1, 2, 3, 0]] / qn[:m, None, :]  # (M, 2F, 4)
-    depth = np.logaddexp(0.0, _np(scene.opacity_logits).astype(np.float64)[mv])  # softplus: -log(1 - opacity)
+    depth = -np.log1p(-0.5 / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[mv])))  # -log(1 - a / 2)
     motion = np.concatenate([
         _np(scene.velocity)[mv] * scene.num_frames, depth[:, None],
         _np(scene.pos_coef)[mv].reshape(m, 6 * F), rot.reshape(m, 8 * F), _np(scene.scale_coef)[mv].reshape(m, 6 * F),
@@ -162,5 +163,5 @@ def evaluate_web(ws: WebScene, t: float) -> WebFrame:
     scales[:2 * m] *= np.exp(np.einsum("f,mfc->mc", basis, scl))
     w0 = math.cos(0.5 * math.pi * tau) ** 2  # dynamics.model.fade_weights
     weight = np.where(phase[:2 * m] > 0, 1.0 - w0, w0)
-    opacity[:2 * m] = -np.expm1(-weight * rec[:, 3])
+    opacity[:2 * m] = -2 * np.expm1(-weight * rec[:, 3])
     return WebFrame(centers, scales, quats, opacity)

@@ -7,8 +7,8 @@
 //   centre     = centre_r + vN_r * (tau - p) + sum_f basis_f(tau) * pos_f
 //   quaternion = normalise(quat_r + sum_f basis_f(tau) * rot_f)      (rot_f pre-divided by |raw quat|)
 //   scales     = scales_r * exp(sum_f basis_f(tau) * scale_f)
-//   opacity    = 1 - exp(-w * s_r)   with s_r = -log(1 - opacity_r), w = cos^2(pi tau / 2) at p = 0 and
-//                                     1 - cos^2(pi tau / 2) at p = 1
+//   opacity    = 2 (1 - exp(-w * s_r))   with s_r = -log(1 - opacity_r / 2), w = cos^2(pi tau / 2) at p = 0 and
+//                                         1 - cos^2(pi tau / 2) at p = 1
 // basis = [sin(2 pi k tau), k = 1..F] + [cos(2 pi k tau), k = 1..F]. The phase-1 splat at tau -> 1 is exactly the
 // phase-0 splat at tau = 0, so the loop closes whatever the parameters.
 //
@@ -69,7 +69,7 @@ export function deformStatements({ g, out, tau, motion, numMoving, order }) {
   lines.push(`  ${out}.scales = ${g}.scales * exp(dscale);`);
   lines.push(`  float c = cos(${(0.5 * Math.PI).toFixed(9)} * tau);`);
   lines.push(`  float w = ph > 0.5 ? 1.0 - c * c : c * c;`);
-  lines.push(`  ${out}.rgba.a = 1.0 - exp(-w * d0.w);`);
+  lines.push(`  ${out}.rgba.a = 2.0 * (1.0 - exp(-w * d0.w));`);
   lines.push("}");
   return lines;
 }
