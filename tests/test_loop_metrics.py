@@ -23,13 +23,17 @@ def test_seam_step_by_hand():
     frames[1] = 10
     frames[2] = 40
     s = loop_seam_step(frames)  # steps 10, 30; seam 40 -> 0
-    assert (s.seam, s.step) == (40.0, 20.0) and s.ratio == 2.0
+    assert (s.seam, s.step, s.neighbours) == (40.0, 20.0, 20.0) and s.ratio == 2.0 == s.ratio_neighbours
     mask = np.array([[True, False], [False, False]])
     f = frames.copy()
     f[2, 1, 1] = 255  # outside the mask: ignored
     assert loop_seam_step(f, mask) == s
     assert loop_seam_step(frames.astype(np.float32) / 255).seam == pytest.approx(40.0)  # float in [0, 1]
-    assert SeamStep(0.0, 0.0).ratio == 1.0 and SeamStep(1.0, 0.0).ratio == np.inf
+    assert SeamStep(0.0, 0.0, 0.0).ratio == 1.0 and SeamStep(1.0, 0.0, 0.0).ratio == np.inf
+    frames = np.zeros((5, 1, 1, 3), np.uint8)
+    frames[:, 0, 0] = np.array([0, 2, 12, 22, 24])[:, None]  # steps 2, 10, 10, 2 (fast mid-path); seam 24
+    s = loop_seam_step(frames)
+    assert s.ratio == pytest.approx(24 / 6) and s.ratio_neighbours == pytest.approx(24 / 2)
 
 
 def test_seamless_loop_scores_about_one_and_a_jump_scores_high():
@@ -90,3 +94,4 @@ def test_render_videos_report_their_seam_inside_the_moving_region():
     poses = trajectory("side", 8, header["scene_depth"])
     seam = video_loop_seam(scene, K, poses, render_video(scene, K, poses, 64, 48, fill=False))
     assert seam["mean_step"] > 0 and np.isfinite(seam["seam_ratio"]) and "seam_ratio_whole_frame" in seam
+    assert 0.6 < seam["seam_ratio_neighbours"] < 1.6

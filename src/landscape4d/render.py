@@ -77,7 +77,9 @@ def moving_region(scene: Scene4D, K: torch.Tensor, pose: np.ndarray, t: float, w
 def video_loop_seam(scene: Scene4D, K: torch.Tensor, poses: list[np.ndarray], frames: np.ndarray) -> dict:
     """The loop seam of a rendered video (frame i seen from poses[i] at loop time (i mod N) / N, as
     `render_video` makes it): step from the last frame back to the first against the mean consecutive step, in
-    0-255 grey levels, inside the moving region of each frame (`moving_region`) and over the whole frame."""
+    0-255 grey levels, inside the moving region of each frame (`moving_region`) and over the whole frame. Along a
+    moving camera the mean step also measures how the camera's speed varies along the path (the named paths move
+    fastest at their start, or, zoom-in, slowest), so the seam is also given against the two steps beside it."""
     from .evaluation.metrics import loop_seam_step
 
     n = scene.num_frames
@@ -85,7 +87,9 @@ def video_loop_seam(scene: Scene4D, K: torch.Tensor, poses: list[np.ndarray], fr
     masks = np.stack([moving_region(scene, K, p, (i % n) / n, w, h) for i, p in enumerate(poses)])
     inside, whole = loop_seam_step(frames, masks), loop_seam_step(frames)
     return {"seam_step": round(inside.seam, 4), "mean_step": round(inside.step, 4),
-            "seam_ratio": round(inside.ratio, 4), "seam_ratio_whole_frame": round(whole.ratio, 4),
+            "seam_ratio": round(inside.ratio, 4), "seam_ratio_neighbours": round(inside.ratio_neighbours, 4),
+            "seam_ratio_whole_frame": round(whole.ratio, 4),
+            "seam_ratio_neighbours_whole_frame": round(whole.ratio_neighbours, 4),
             "region": "moving Gaussians' pixels per frame"}
 
 

@@ -71,7 +71,7 @@ def loop_metrics(color: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> dict
 
     color (N, H, W, 3) in [0, 1]; alpha (N, H, W). seam_step / mean_step: mean |grey difference| (0-255) of the
     wrap-around (frame N-1 -> frame 0) and of consecutive frames; seam_ratio = seam_step / mean_step (about 1 for a
-    seamless loop). alpha_*: mean opacity over the mask per frame; alpha_range = (max - min) / value at t = 0."""
+    seamless loop); seam_ratio_neighbours = seam_step / the mean of the two steps beside it. alpha_*: mean opacity over the mask per frame; alpha_range = (max - min) / value at t = 0."""
     from ..evaluation.metrics import loop_seam_step
 
     mask = np.asarray(mask, bool)
@@ -79,7 +79,7 @@ def loop_metrics(color: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> dict
     cover = alpha[:, mask].mean(axis=1) if mask.any() else np.ones(len(alpha))
     a0 = float(cover[0])
     return {"seam_step": round(seam.seam, 4), "mean_step": round(seam.step, 4), "seam_ratio": round(seam.ratio, 4),
-            "alpha_t0": round(a0, 5), "alpha_min": round(float(cover.min()), 5),
+            "seam_ratio_neighbours": round(seam.ratio_neighbours, 4), "alpha_t0": round(a0, 5), "alpha_min": round(float(cover.min()), 5),
             "alpha_max": round(float(cover.max()), 5),
             "alpha_range": round(float(cover.max() - cover.min()) / max(a0, 1e-12), 5),
             "frames": int(len(color)), "mask_pixels": int(mask.sum())}

@@ -226,7 +226,9 @@ def run_summary(run_dir: Path) -> dict:
             stages[name] = {k: e[k] for k in ("seconds", "peak_rss_mb", "peak_cuda_mb", "cached") if k in e}
     dyn = ((report.get("stages") or {}).get("dynamics") or {}).get("metrics") or {}
     gs = ((report.get("stages") or {}).get("gaussians") or {}).get("metrics") or {}
-    head = {k: dyn[k] for k in ("flow_epe_input_view", "loop_closure_max_abs", "psnr_clips") if k in dyn}
+    head = {k: dyn[k] for k in ("flow_epe_input_view", "psnr_clips") if k in dyn}
+    loop = dyn.get("loop_input_view") or {}  # the 4D scene's loop at the input camera (dynamics.metrics)
+    head.update({f"loop_{k}_input_view": loop[k] for k in ("seam_ratio", "alpha_range") if k in loop})
     t3, t4 = dyn.get("table_iii_flow_epe") or {}, dyn.get("table_iv_stage_seconds") or {}  # run with --ablations
     if "without_motion_init" in t3:
         head["flow_epe_input_view_no_motion_init"] = t3["without_motion_init"]

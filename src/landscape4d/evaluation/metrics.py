@@ -217,13 +217,24 @@ def loop_seam_ssim(frames: ArrayLike) -> LoopSeam:
 class SeamStep:
     seam: float  # mean |grey(last frame) - grey(first frame)| over the region, 0-255 grey levels
     step: float  # the same for frames t and t + 1, averaged over t = 0 .. T - 2
+    neighbours: float  # the mean of the two steps beside the seam: frames T-2 -> T-1 and 0 -> 1
+
+    @staticmethod
+    def _ratio(a: float, b: float) -> float:
+        if b > 0:
+            return a / b
+        return 1.0 if a == 0 else math.inf
 
     @property
     def ratio(self) -> float:
         """seam / step: about 1 when the wrap-around is an ordinary step, larger for a visible jump."""
-        if self.step > 0:
-            return self.seam / self.step
-        return 1.0 if self.seam == 0 else math.inf
+        return self._ratio(self.seam, self.step)
+
+    @property
+    def ratio_neighbours(self) -> float:
+        """seam / neighbours: the same against the steps just before and after it (for a camera that moves at
+        different speeds along its path, these are the steps made at the seam's speed)."""
+        return self._ratio(self.seam, self.neighbours)
 
 
 def _grey255(frame: np.ndarray) -> np.ndarray:
@@ -253,7 +264,8 @@ def loop_seam_step(frames: ArrayLike, mask: ArrayLike | None = None) -> SeamStep
         r = region(a, b)
         return float(np.abs(_grey255(v[a]) - _grey255(v[b]))[r].mean()) if r.any() else 0.0
 
-    return SeamStep(seam=diff(t - 1, 0), step=float(np.mean([diff(i, i + 1) for i in range(t - 1)])))
+    steps = [diff(i, i + 1) for i in range(t - 1)]
+    return SeamStep(seam=diff(t - 1, 0), step=float(np.mean(steps)), neighbours=(steps[0] + steps[-1]) / 2)
 
 
 # ---------------------------------------------------------------------------------------------------------------

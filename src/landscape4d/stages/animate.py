@@ -62,7 +62,8 @@ def run(ctx: StageContext) -> dict:
         seam, step = loop_seam_ssim(video), loop_seam_step(video, vs.mask[i])
         seams[f"view_{i:03d}"] = {"seam_ssim": seam.seam_ssim, "consecutive_ssim": seam.consecutive_ssim,
                                   "seam_step": round(step.seam, 4), "mean_step": round(step.step, 4),
-                                  "seam_ratio": round(step.ratio, 4)}
+                                  "seam_ratio": round(step.ratio, 4),
+                                  "seam_ratio_neighbours": round(step.ratio_neighbours, 4)}
         t_gen = time.perf_counter()
     write_json(ctx.out / "animate.json", {"views": chosen, "num_frames": cfg.num_frames, "fps": cfg.fps,
                                           "mode": "single-stage (all views)" if cfg.all_views else "two-stage",
