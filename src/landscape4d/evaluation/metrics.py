@@ -238,9 +238,9 @@ class SeamStep:
 
 
 def _grey255(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8, or float in [0, 1] -> (H, W) float64 Rec. 601 luma in 0-255 grey levels."""
-    f = frame.astype(np.float64) * (1.0 if frame.dtype == np.uint8 else 255.0)
-    return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114 if f.shape[-1] == 3 else f[..., 0]
+    """(H, W, 3) uint8, or float in [0, 1] -> (H, W) float64 Rec. 601 luma (`luminance`) in 0-255 grey levels."""
+    f = frame.astype(np.float64) / 255.0 if frame.dtype == np.uint8 else frame
+    return luminance(f).numpy() * 255.0
 
 
 def loop_seam_step(frames: ArrayLike, mask: ArrayLike | None = None) -> SeamStep:
