@@ -245,3 +245,24 @@ def test_loop_seam_seamless_vs_jump():
     drift = np.stack([f(xx - 0.37 * t * v[0], yy - 0.37 * t * v[1]) for t in range(N)])  # does not loop
     jump = loop_seam_ssim(drift)
     assert jump.gap > 0.2
+
+
+def test_animator_seam_measured_on_the_frames_it_plays():
+    """Frame N of the 2D animation is the input by construction; the honest seam is the step from the last frame
+    it plays (N - 1) back to frame 0, against its ordinary frame-to-frame step, inside the mask."""
+    from landscape4d.evaluation.metrics import loop_seam_step
+
+    rng = np.random.default_rng(10)
+    H, W, N = 30, 40, 12
+    img, _ = periodic_texture(H, W, period=(20.0, 15.0), seed=11)
+    mask = np.zeros((H, W), bool)
+    mask[10:, 4:-4] = True
+    M = np.zeros((H, W, 2), np.float32)
+    M[mask, 0] = 0.8 + 0.2 * rng.random(int(mask.sum()))
+    frames = animate_image(img, M, mask, N, device="cpu")
+    played = frames[:-1]
+    seam = loop_seam_step(played, mask)
+    assert 0.5 < seam.ratio < 1.5 and seam.step > 0
+    # without the backward half (a forward-only warp, as a naive animator would make), the loop jumps
+    fwd = np.stack([frames[0]] + [animate_image(img, M, mask, 4 * N, device="cpu")[t] for t in range(1, N)])
+    assert loop_seam_step(fwd, mask).ratio > 2 * seam.ratio

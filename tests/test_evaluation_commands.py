@@ -49,7 +49,9 @@ def test_eval_run_writes_every_metric_and_the_strip(gt_and_run, tmp_path, capsys
         assert 5 < m["psnr"] < PSNR_CAP and 0 < m["ssim"] < 1 and 0 < m["lpips"] < 1
     mo = res["motion"]
     assert mo["gt_mean_speed_px_per_frame"] > 0
-    for key in ("flow_epe_input_motion", "flow_epe_refined_3d", "consistency_epe_before", "consistency_epe_after"):
+    for key in ("flow_epe_input_motion", "flow_epe_refined_3d", "consistency_epe_before",
+                "consistency_epe_after_by_construction", "views_epe_initial_3d", "views_epe_refined_3d",
+                "motion3d_epe_refined", "motion3d_epe_initial"):
         assert np.isfinite(mo[key]) and mo[key] >= 0, key
     assert set(res["pipeline"]["stages"]) >= {"gaussians", "dynamics", "render"}
     strip = np.asarray(Image.open(out / "strip_side.png"))

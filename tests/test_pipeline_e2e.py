@@ -35,7 +35,9 @@ def test_run_end_to_end_and_render_from_scene_file(demo_input, tmp_path, capsys)
         assert entry["seconds"] > 0 and entry["peak_rss_mb"] > 0, stage
     assert (run / "gaussians" / "scene.ply").exists() and (run / "dynamics" / "scene4d.safetensors").exists()
     dyn = report["stages"]["dynamics"]["metrics"]
-    assert dyn["loop_closure_max_abs"] < 1e-5 and dyn["gaussians_moving"] > 0
+    loop = dyn["loop_input_view"]  # measured on rendered frames (tests/test_dynamics.py checks the values)
+    assert dyn["gaussians_moving"] > 0 and loop["mean_step"] > 0 and np.isfinite(loop["seam_ratio"])
+    assert loop["alpha_range"] < 0.05
     assert np.isfinite(dyn["flow_epe_input_view"])
     for name in ("up-down", "zoom-in", "side", "circle"):
         video = read_video(run / "render" / f"{name}.mp4")

@@ -263,7 +263,7 @@ def _tiny_scene(n: int = 6, order: int = 1) -> Scene4D:
     return Scene4D(means=torch.randn(n, 3, generator=g) + torch.tensor([0, 0, 4.0]),
                    quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1), log_scales=torch.full((n, 3), -2.0),
                    opacity_logits=torch.zeros(n), sh=torch.rand(n, 1, 3, generator=g), velocity=torch.zeros(n, 3),
-                   phase=torch.zeros(n), moving=torch.zeros(n, dtype=torch.bool),
+                   moving=torch.zeros(n, dtype=torch.bool),
                    pos_coef=torch.zeros(n, 2 * order, 3), rot_coef=torch.zeros(n, 2 * order, 4),
                    scale_coef=torch.zeros(n, 2 * order, 3), num_frames=4)
 

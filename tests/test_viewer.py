@@ -51,7 +51,8 @@ def test_bake_orders_moving_first_and_round_trips(demo):
     scene, header = demo
     ws = bake_web_scene(scene, header)
     n, m = len(scene), int(scene.moving.sum())
-    assert ws.header["num_splats"] == n and ws.num_moving == m > 0
+    assert ws.header["num_gaussians"] == n and ws.num_moving == m > 0
+    assert ws.header["num_splats"] == n + m  # the page draws each moving Gaussian at two phases
     assert scene.moving[torch.from_numpy(ws.order[:m])].all() and not scene.moving[torch.from_numpy(ws.order[m:])].any()
     assert sorted(ws.order.tolist()) == list(range(n))
     assert ws.motion.shape == (m, 4 * ws.header["texels_per_moving"])
@@ -70,7 +71,7 @@ def test_web_deformation_matches_the_model(demo, t):
     ws = bake_web_scene(scene, header)
     frame = evaluate_web(ws, t)
     g = gaussians_at(scene, t)
-    o = torch.from_numpy(ws.order)
+    o = torch.from_numpy(page_draws(scene, ws))
     np.testing.assert_allclose(frame.centers, g.means[o].double().numpy(), atol=1e-5)
     np.testing.assert_allclose(frame.scales, g.scales[o].double().numpy(), rtol=1e-5)
     q = g.quats[o].double().numpy()
@@ -78,6 +79,28 @@ def test_web_deformation_matches_the_model(demo, t):
     np.testing.assert_allclose(frame.quats, q[:, [1, 2, 3, 0]], atol=1e-5)
     # opacity is stored as 8 bits; the weight multiplies the rounding error
     np.testing.assert_allclose(frame.opacity, g.opacities[o].double().numpy(), atol=0.5 / 255 + 1e-6)
+
+
+def page_draws(scene, ws) -> np.ndarray:
+    """(N + M,) the gaussians_at draw shown by each splat of the page."""
+    index, phase = ws.page_order()
+    gauss = ws.order[index]  # the Scene4D Gaussian of each splat
+    rank = np.cumsum(scene.moving.numpy()) - 1  # position of a moving Gaussian among the moving ones
+    return np.where(phase > 0, len(scene) + rank[gauss], gauss)
+
+
+def test_page_draws_each_moving_gaussian_twice_from_one_record(demo):
+    scene, header = demo
+    ws = bake_web_scene(scene, header)
+    d = page_draws(scene, ws)
+    assert sorted(d.tolist()) == list(range(len(scene) + int(scene.moving.sum())))
+    assert ws.motion.shape[0] == int(scene.moving.sum()) and ws.centers.shape[0] == len(scene)
+    # end of the loop = its start, splat for splat, on the page too
+    a, b = evaluate_web(ws, 0.0), evaluate_web(ws, 1 - 1e-7)
+    m = ws.num_moving
+    np.testing.assert_allclose(b.centers[m:2 * m], a.centers[:m], atol=1e-5)
+    np.testing.assert_allclose(b.opacity[m:2 * m], a.opacity[:m], atol=1e-6)
+    assert a.opacity[m:2 * m].max() == 0 and b.opacity[:m].max() < 1e-6
 
 
 def test_bake_colour_is_sh_dc(demo):

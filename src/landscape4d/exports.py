@@ -1,8 +1,9 @@
 """Exports of a 4D scene to other tools: static Gaussian files at one moment (.ply, .splat, .spz), videos and PNG
 frames along a camera path, and a side-by-side "input | depth | motion | novel view" video.
 
-Static formats hold one moment t of the loop (default 0): every Gaussian is evaluated with the deformation of
-dynamics/model.py, and Gaussians whose opacity weight is 0 at t (the twins of moving Gaussians at t = 0) are left out.
+Static formats hold one moment t of the loop (default 0): every draw of dynamics.model.gaussians_at (each Gaussian
+at phase 0, each moving one again at phase 1) is evaluated with the deformation of dynamics/model.py, and draws
+whose opacity is 0 at t (the phase-1 draws at t = 0) are left out.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from .gaussians.sh import C0
 def model_at(scene: Scene4D, t: float = 0.0, drop_invisible: bool = True) -> GaussianModel:
     """The 4D scene at loop time t as a static GaussianModel (raw parameters: log scales, opacity logits).
 
-    Opacities are clipped to [1e-6, 1 - 1e-6] before the logit; with drop_invisible, Gaussians of weight 0 are
-    removed (their logit would be -inf)."""
+    Opacities are clipped to [1e-6, 1 - 1e-6] before the logit; with drop_invisible, draws of opacity 0 are removed
+    (their logit would be -inf)."""
     g = gaussians_at(scene, t)
     keep = g.opacities > 0 if drop_invisible else torch.ones_like(g.opacities, dtype=torch.bool)
     op = g.opacities[keep].clamp(1e-6, 1 - 1e-6)

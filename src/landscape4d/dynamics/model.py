@@ -1,18 +1,34 @@
 """The 4D Gaussian scene: static 3D Gaussians plus, for moving ones, motion over one loop.
 
-A moving Gaussian i is evaluated at loop time t through tau = t mod 1 and its phase p_i (0 or 1):
+Each Gaussian is stored once. A moving Gaussian is drawn twice from that ONE set of parameters, at phase p = 0 and
+at phase p = 1 (one loop behind). At loop time t, with tau = t mod 1:
 
-    position(t) = mean + velocity * N * (tau - p) + sum_k a_k sin(2 pi k tau) + b_k cos(2 pi k tau)
-    rotation(t) = normalise(quat + Fourier residual(tau))
-    log scale(t) = log_scale + Fourier residual(tau)
-    opacity(t)  = sigmoid(logit) * |1 - p - tau|
+    position_p(t) = mean + velocity * N * (tau - p) + sum_k a_k sin(2 pi k tau) + b_k cos(2 pi k tau)
+    rotation(t)   = normalise(quat + Fourier residual(tau))
+    log scale(t)  = log_scale + Fourier residual(tau)
+    opacity_p(t)  = 2 (1 - (1 - a / 2) ** w_p),   a = sigmoid(logit),   w_0 = cos^2(pi tau / 2),   w_1 = 1 - w_0
 
-N is the number of frames in a loop and velocity is in world units per frame (the refined 3D motion). Every
-moving Gaussian has a twin one loop behind it: the original (p = 0) starts at its place and flows forward with
-weight 1 - tau; the twin (p = 1) arrives at that place at the end of the loop with weight tau. This is the 3D form
-of the 2D symmetric splatting (forward from frame 0, backward from frame N, blended with 1 - t/N): the weights
-always sum to 1 and each Gaussian jumps back only when its weight is 0, so the scene loops seamlessly.
-Static Gaussians have phase 0, velocity 0, no residual and weight 1.
+N is the number of frames in a loop and velocity is in world units per frame (the refined 3D motion). The phase-0
+draw starts at the Gaussian's place and flows forward while it fades out; the phase-1 draw arrives at that place
+at the end of the loop while it fades in. This is the 3D form of the 2D symmetric splatting (forward from frame 0,
+backward from frame N, cross-faded). Because both draws come from the same parameters, the phase-1 draw at
+tau -> 1 IS the phase-0 draw at tau = 0 (same position, rotation, scale, colour and opacity: w = 1 gives a) and
+the phase-0 draw at tau -> 1 has opacity 0, like the phase-1 draw at tau = 0: the scene at t -> 1 equals the scene
+at t = 0 for any parameter values, trained or not.
+
+Opacity: where the two draws of a Gaussian overlap they cover what the Gaussian covers. A splat of opacity a covers
+a G(x) at a pixel where its footprint is G(x) in (0, 1]; two coincident draws cover 1 - (1 - a_0 G)(1 - a_1 G). No
+choice of a_0, a_1 matches a G at every G, but summed over the footprint (the area where G > g is proportional to
+-log g, so the sum is the integral of (.) dG / G over (0, 1]) the pair covers a_0 + a_1 - a_0 a_1 / 2 against a,
+and 2 (1 - (1 - a / 2) ** w_0) and its w_1 twin satisfy a_0 + a_1 - a_0 a_1 / 2 = a exactly, for every a and tau:
+(1 - a_0 / 2)(1 - a_1 / 2) = (1 - a / 2) ** (w_0 + w_1) = 1 - a / 2. Multiplying a by w instead (the sum a_0 + a_1
+= a, exact only in the faint tails) lets the coverage dip mid-loop; 1 - (1 - a) ** w (exact at the centre) makes
+each half-opaque draw nearly opaque, so the pair over-covers off-centre and the draw in front hides the other.
+The fade is cos^2 rather than linear so that it is flat at both ends of the loop: the vanishing draw's last steps
+and the appearing draw's first ones are gentle, and the wrap-around is an ordinary frame step.
+
+Draw order (`draw_index`): every Gaussian at phase 0 (static ones with weight 1), then each moving Gaussian again
+at phase 1, in index order: N + M draws for every t.
 """
 
 from __future__ import annotations
@@ -25,25 +41,28 @@ import torch
 
 @dataclass
 class Scene4D:
-    means: torch.Tensor  # (N, 3) position at tau = phase (the original's place at t = 0)
+    means: torch.Tensor  # (N, 3) position at tau = 0 of the phase-0 draw
     quats: torch.Tensor  # (N, 4) wxyz
     log_scales: torch.Tensor  # (N, 3)
     opacity_logits: torch.Tensor  # (N,)
     sh: torch.Tensor  # (N, K, 3) spherical-harmonic colour coefficients (K = 1: DC only)
     velocity: torch.Tensor  # (N, 3) world units per frame
-    phase: torch.Tensor  # (N,) 0 for originals and static Gaussians, 1 for the twins of moving ones
     moving: torch.Tensor  # (N,) bool
     pos_coef: torch.Tensor  # (N, 2F, 3) Fourier residual of position: sin then cos for k = 1..F
     rot_coef: torch.Tensor  # (N, 2F, 4)
     scale_coef: torch.Tensor  # (N, 2F, 3)
     num_frames: int
 
-    TENSORS = ("means", "quats", "log_scales", "opacity_logits", "sh", "velocity", "phase", "moving", "pos_coef",
-               "rot_coef", "scale_coef")
+    TENSORS = ("means", "quats", "log_scales", "opacity_logits", "sh", "velocity", "moving", "pos_coef", "rot_coef",
+               "scale_coef")
 
     @property
     def fourier_order(self) -> int:
         return self.pos_coef.shape[1] // 2
+
+    @property
+    def num_moving(self) -> int:
+        return int(self.moving.sum())
 
     def __len__(self) -> int:
         return self.means.shape[0]
@@ -59,13 +78,26 @@ class Scene4D:
 
 @dataclass
 class GaussiansAt:
-    """Gaussian parameters at one moment, ready for the rasterizer."""
+    """Gaussian draws at one moment, ready for the rasterizer (N + M of them, see `draw_index`)."""
 
-    means: torch.Tensor  # (N, 3)
-    quats: torch.Tensor  # (N, 4)
-    scales: torch.Tensor  # (N, 3) linear
-    opacities: torch.Tensor  # (N,) in [0, 1]
-    colors: torch.Tensor  # (N, K, 3) SH or (N, 3)
+    means: torch.Tensor  # (D, 3)
+    quats: torch.Tensor  # (D, 4)
+    scales: torch.Tensor  # (D, 3) linear
+    opacities: torch.Tensor  # (D,) in [0, 1]
+    colors: torch.Tensor  # (D, K, 3) SH or (D, 3)
+
+
+def draw_index(scene: Scene4D) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (index (N + M,) long: the Gaussian each draw shows, phase (N + M,) float: 0 or 1).
+
+    Draws 0..N-1 are Gaussians 0..N-1 at phase 0; draws N..N+M-1 are the moving Gaussians, in index order, at
+    phase 1."""
+    n = len(scene)
+    dev = scene.means.device
+    mov = torch.nonzero(scene.moving).squeeze(1)
+    index = torch.cat([torch.arange(n, device=dev), mov])
+    phase = torch.cat([torch.zeros(n, device=dev), torch.ones(len(mov), device=dev)]).to(scene.means.dtype)
+    return index, phase
 
 
 def fourier_basis(tau: torch.Tensor, order: int) -> torch.Tensor:
@@ -75,37 +107,56 @@ def fourier_basis(tau: torch.Tensor, order: int) -> torch.Tensor:
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=1)
 
 
-def loop_time(scene: Scene4D, t: float) -> torch.Tensor:
-    """(N,) tau = t mod 1, one per Gaussian."""
-    return torch.remainder(torch.full_like(scene.phase, float(t)), 1.0)
+def loop_tau(t: float) -> float:
+    """tau = t mod 1 in [0, 1)."""
+    return float(t) % 1.0
+
+
+def fade_weights(tau: float) -> tuple[float, float]:
+    """Cross-fade weights (w_0, w_1) of the phase-0 and phase-1 draws at tau in [0, 1): cos^2 and sin^2 of
+    pi tau / 2. They sum to 1, w_0(0) = 1, w_0(1) = 0, w_1 = 1 - w_0, and both are flat at the ends of the loop."""
+    c = math.cos(0.5 * math.pi * tau)
+    return c * c, 1.0 - c * c
+
+
+def blended_opacity(opacity_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """2 (1 - (1 - sigmoid(logit) / 2) ** weight): sigmoid(logit) at weight 1, 0 at weight 0 (module docstring)."""
+    return -2 * torch.expm1(weight * torch.log1p(-0.5 * torch.sigmoid(opacity_logits)))
 
 
 def gaussians_at(scene: Scene4D, t: float) -> GaussiansAt:
-    """Evaluate every Gaussian at loop time t in [0, 1) (vectorised over Gaussians)."""
-    tau = loop_time(scene, t)
-    mov = scene.moving.to(scene.means.dtype)[:, None]  # (N, 1)
-    basis = fourier_basis(tau, scene.fourier_order)  # (N, 2F)
-    drift = scene.velocity * (scene.num_frames * (tau - scene.phase))[:, None]
-    res_pos = torch.einsum("nf,nfc->nc", basis, scene.pos_coef)
-    res_rot = torch.einsum("nf,nfc->nc", basis, scene.rot_coef)
-    res_scale = torch.einsum("nf,nfc->nc", basis, scene.scale_coef)
-    means = scene.means + mov * (drift + res_pos)
-    quats = scene.quats + mov * res_rot
-    scales = torch.exp(scene.log_scales + mov * res_scale)
-    weight = torch.where(scene.moving, torch.abs(1 - scene.phase - tau), torch.ones_like(tau))
-    opacities = torch.sigmoid(scene.opacity_logits) * weight
-    return GaussiansAt(means, quats, scales, opacities, scene.sh)
+    """Evaluate every draw at loop time t (any real t; t and t + 1 are the same moment), vectorised."""
+    tau = loop_tau(t)
+    index, phase = draw_index(scene)
+    dtype = scene.means.dtype
+    mov = scene.moving.to(dtype)[:, None]  # (N, 1)
+    basis = fourier_basis(torch.full((1,), tau, dtype=dtype, device=scene.means.device), scene.fourier_order)[0]
+    res_pos = torch.einsum("f,nfc->nc", basis, scene.pos_coef)
+    res_rot = torch.einsum("f,nfc->nc", basis, scene.rot_coef)
+    res_scale = torch.einsum("f,nfc->nc", basis, scene.scale_coef)
+    drift = scene.velocity * scene.num_frames  # (N, 3): one loop of travel
+    means = (scene.means + mov * (drift * tau + res_pos))[index] - phase[:, None] * drift[index]
+    quats = (scene.quats + mov * res_rot)[index]
+    scales = torch.exp(scene.log_scales + mov * res_scale)[index]
+    moving = scene.moving[index]
+    w0, w1 = fade_weights(tau)
+    weight = torch.where(moving, (1 - phase) * w0 + phase * w1, torch.ones_like(phase))
+    opacities = blended_opacity(scene.opacity_logits[index], weight)
+    return GaussiansAt(means, quats, scales, opacities, scene.sh[index])
 
 
-def gaussian_at_reference(scene: Scene4D, i: int, t: float) -> tuple[list[float], list[float], list[float], float]:
-    """The same formula for one Gaussian with plain Python floats (the pure reference of `gaussians_at`)."""
+def gaussian_at_reference(scene: Scene4D, i: int, t: float, phase: int = 0
+                          ) -> tuple[list[float], list[float], list[float], float]:
+    """Gaussian i drawn at `phase` (0, or 1 for a moving one) at loop time t, with plain Python floats (the pure
+    reference of `gaussians_at`)."""
     tau = t % 1.0
-    phase = float(scene.phase[i])
     n = scene.num_frames
     order = scene.fourier_order
     basis = [math.sin(2 * math.pi * k * tau) for k in range(1, order + 1)] + \
             [math.cos(2 * math.pi * k * tau) for k in range(1, order + 1)]
     mov = bool(scene.moving[i])
+    if phase and not mov:
+        raise ValueError(f"Gaussian {i} is static: it has no phase-1 draw")
 
     def residual(coef: torch.Tensor, c: int) -> float:
         return sum(basis[f] * float(coef[i, f, c]) for f in range(2 * order)) if mov else 0.0
@@ -114,6 +165,8 @@ def gaussian_at_reference(scene: Scene4D, i: int, t: float) -> tuple[list[float]
            + residual(scene.pos_coef, c) for c in range(3)]
     quat = [float(scene.quats[i, c]) + residual(scene.rot_coef, c) for c in range(4)]
     scale = [math.exp(float(scene.log_scales[i, c]) + residual(scene.scale_coef, c)) for c in range(3)]
-    weight = abs(1 - phase - tau) if mov else 1.0
-    opacity = 1 / (1 + math.exp(-float(scene.opacity_logits[i]))) * weight
+    w0 = math.cos(0.5 * math.pi * tau) ** 2
+    weight = (1 - w0 if phase else w0) if mov else 1.0
+    a = 1 / (1 + math.exp(-float(scene.opacity_logits[i])))
+    opacity = 2 * (1 - (1 - a / 2) ** weight)
     return pos, quat, scale, opacity

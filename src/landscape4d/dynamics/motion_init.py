@@ -25,22 +25,17 @@ def assign_point_motion(means: np.ndarray, points: np.ndarray, velocity: np.ndar
 def build_scene4d(means: torch.Tensor, quats: torch.Tensor, log_scales: torch.Tensor, opacity_logits: torch.Tensor,
                   sh: torch.Tensor, velocity: torch.Tensor, moving: torch.Tensor, num_frames: int, order: int,
                   motion_init: bool = True) -> Scene4D:
-    """Twin every moving Gaussian one loop behind itself and start both moving along its 3D velocity.
+    """Start every moving Gaussian along its 3D velocity, with zero Fourier residual. Each Gaussian is stored once:
+    the second, phase-1 draw of a moving one is made from the same parameters by `gaussians_at`.
 
     means (G, 3); quats (G, 4); log_scales (G, 3); opacity_logits (G,); sh (G, K, 3); velocity (G, 3) world units
     per frame; moving (G,) bool. With motion_init False the velocity starts at zero (the paper's ablation) and the
     deformation is learnt from the residual alone.
     """
-    idx = torch.nonzero(moving).squeeze(1)
-    order_idx = torch.cat([torch.arange(len(means), device=means.device), idx])  # originals, then twins
-
-    def take(x: torch.Tensor) -> torch.Tensor:
-        return x[order_idx].clone()
-
-    n = len(order_idx)
-    phase = torch.zeros(n, dtype=means.dtype, device=means.device)
-    phase[len(means):] = 1.0
-    vel = take(velocity) if motion_init else torch.zeros(n, 3, dtype=means.dtype, device=means.device)
+    n = len(means)
+    moving = moving.to(device=means.device, dtype=torch.bool).clone()
+    vel = (velocity.to(means) * moving[:, None]) if motion_init else torch.zeros(n, 3, dtype=means.dtype,
+                                                                                  device=means.device)
     zeros = lambda c: torch.zeros(n, 2 * order, c, dtype=means.dtype, device=means.device)  # noqa: E731
-    return Scene4D(take(means), take(quats), take(log_scales), take(opacity_logits), take(sh), vel, phase,
-                   take(moving), zeros(3), zeros(4), zeros(3), int(num_frames))
+    return Scene4D(means.clone(), quats.clone(), log_scales.clone(), opacity_logits.clone(), sh.clone(), vel.clone(),
+                   moving, zeros(3), zeros(4), zeros(3), int(num_frames))

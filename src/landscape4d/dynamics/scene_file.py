@@ -1,8 +1,11 @@
 """The 4D scene file: `scene4d.safetensors` (per-Gaussian tensors) + `scene4d.json` (header).
 
-Tensors (N Gaussians, K SH coefficients, F Fourier order), all float32 except `moving` (uint8):
+Tensors (N Gaussians, each stored once; K SH coefficients, F Fourier order), all float32 except `moving` (uint8):
   means (N,3), quats (N,4) wxyz, log_scales (N,3), opacity_logits (N,), sh (N,K,3), velocity (N,3) world units per
-  frame, phase (N,), moving (N,), pos_coef (N,2F,3), rot_coef (N,2F,4), scale_coef (N,2F,3).
+  frame, moving (N,), pos_coef (N,2F,3), rot_coef (N,2F,4), scale_coef (N,2F,3).
+A moving Gaussian is drawn twice from its one set of parameters, at phase 0 and at phase 1 (see dynamics/model.py
+and the header's "formula"). Version 1 files stored a separate, separately trained twin per moving Gaussian (a
+`phase` tensor); they are refused with a message to rerun the dynamics stage.
 Header: format name and version, num_frames, fps, fourier_order, the deformation formula (see dynamics/model.py),
 camera intrinsics of the input view, the scene depth, and the convention (OpenCV, world = input camera).
 The same header is stored as the safetensors metadata entry "landscape4d", so the .safetensors file alone is
@@ -24,12 +27,14 @@ from ..io.atomic import atomic_path, write_json
 from .model import Scene4D
 
 FORMAT = "landscape4d-scene4d"
-VERSION = 1
-FORMULA = ("tau = t mod 1; position = means + moving * (velocity * num_frames * (tau - phase) + "
-           "sum_f basis_f(tau) pos_coef[f]); quat = quats + moving * sum_f basis_f rot_coef[f]; scale = "
-           "exp(log_scales + moving * sum_f basis_f scale_coef[f]); opacity = sigmoid(opacity_logits) * "
-           "(moving ? |1 - phase - tau| : 1); basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; "
-           "colour = SH(sh, view direction) + 0.5")
+VERSION = 2
+FORMULA = ("tau = t mod 1; every Gaussian is drawn at phase p = 0 and every moving one again at p = 1, from the same "
+           "parameters; position = means + moving * (velocity * num_frames * (tau - p) + sum_f basis_f(tau) "
+           "pos_coef[f]); quat = quats + moving * sum_f basis_f rot_coef[f]; scale = exp(log_scales + moving * "
+           "sum_f basis_f scale_coef[f]); opacity = 2 * (1 - (1 - sigmoid(opacity_logits) / 2) ** w) with w = 1 for "
+           "static Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones; "
+           "basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; colour = SH(sh, view direction) "
+           "+ 0.5")
 
 
 def save_scene4d(path: str | Path, scene: Scene4D, header: dict) -> dict:
@@ -61,6 +66,7 @@ def load_scene4d(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         head = json.loads(meta["landscape4d"])
         if not isinstance(head, dict) or head.get("format") != FORMAT:
             raise KeyError("format")
+        _check_version(path, head, tensors)
         kw = {name: tensors[name] for name in Scene4D.TENSORS}
     except (KeyError, json.JSONDecodeError, RecursionError):
         raise InputError(path, "not a landscape4d 4D scene (missing header or tensors)") from None
@@ -69,9 +75,21 @@ def load_scene4d(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return Scene4D(**kw, num_frames=num_frames), head
 
 
+def _check_version(path: Path, head: dict, tensors: dict) -> None:
+    """Refuse files of another format version (one line naming the file). Raises InputError."""
+    version = head.get("version")
+    if version == VERSION and "phase" not in tensors:
+        return
+    if "phase" in tensors or (isinstance(version, int) and version < VERSION):
+        raise InputError(path, f"written by an older landscape4d (4D scene format version {version}, a separate "
+                               "twin copy per moving Gaussian); rerun the dynamics stage (landscape4d dynamics -o RUN)")
+    raise InputError(path, f"4D scene format version {version!r} is not supported (this landscape4d reads version "
+                           f"{VERSION}); use the landscape4d that wrote it or rerun the dynamics stage")
+
+
 # trailing shape of each tensor (None: any size, checked for consistency below)
 _SHAPES = {"means": (3,), "quats": (4,), "log_scales": (3,), "opacity_logits": (), "sh": (None, 3),
-           "velocity": (3,), "phase": (), "moving": (), "pos_coef": (None, 3), "rot_coef": (None, 4),
+           "velocity": (3,), "moving": (), "pos_coef": (None, 3), "rot_coef": (None, 4),
            "scale_coef": (None, 3)}
 
 

@@ -255,6 +255,61 @@ def loop_seam_ssim(frames: ArrayLike) -> LoopSeam:
     return LoopSeam(seam=ssim(v[-1], v[0]), consecutive=float(np.mean(consecutive)))
 
 
+@dataclass(frozen=True)
+class SeamStep:
+    seam: float  # mean |grey(last frame) - grey(first frame)| over the region, 0-255 grey levels
+    step: float  # the same for frames t and t + 1, averaged over t = 0 .. T - 2
+    neighbours: float  # the mean of the two steps beside the seam: frames T-2 -> T-1 and 0 -> 1
+
+    @staticmethod
+    def _ratio(a: float, b: float) -> float:
+        if b > 0:
+            return a / b
+        return 1.0 if a == 0 else math.inf
+
+    @property
+    def ratio(self) -> float:
+        """seam / step: about 1 when the wrap-around is an ordinary step, larger for a visible jump."""
+        return self._ratio(self.seam, self.step)
+
+    @property
+    def ratio_neighbours(self) -> float:
+        """seam / neighbours: the same against the steps just before and after it (for a camera that moves at
+        different speeds along its path, these are the steps made at the seam's speed)."""
+        return self._ratio(self.seam, self.neighbours)
+
+
+def _grey255(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8, or float in [0, 1] -> (H, W) float64 Rec. 601 luma (`luminance`) in 0-255 grey levels."""
+    f = frame.astype(np.float64) / 255.0 if frame.dtype == np.uint8 else frame
+    return luminance(f).numpy() * 255.0
+
+
+def loop_seam_step(frames: ArrayLike, mask: ArrayLike | None = None) -> SeamStep:
+    """How big the wrap-around step (last frame -> first) of a looping video is, against its ordinary steps.
+
+    frames (T >= 2, H, W, C): the frames the video plays (not a repeated first frame at the end), uint8 or float in
+    [0, 1]. mask: (H, W) bool region (e.g. the motion mask at a fixed camera), or (T, H, W) bool per frame (a pair
+    of frames uses the union of their masks), or None (every pixel). Differences are of Rec. 601 grey levels."""
+    v = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if v.ndim != 4 or v.shape[0] < 2:
+        raise ValueError(f"loop_seam_step: expected (T >= 2, H, W, C) frames, got {v.shape}")
+    t = v.shape[0]
+    m = np.ones(v.shape[1:3], bool) if mask is None else np.asarray(mask, bool)
+    if m.shape not in (v.shape[1:3], v.shape[:3]):
+        raise ValueError(f"loop_seam_step: mask shape {m.shape} fits neither {v.shape[1:3]} nor {v.shape[:3]}")
+
+    def region(a: int, b: int) -> np.ndarray:
+        return m if m.ndim == 2 else m[a] | m[b]
+
+    def diff(a: int, b: int) -> float:
+        r = region(a, b)
+        return float(np.abs(_grey255(v[a]) - _grey255(v[b]))[r].mean()) if r.any() else 0.0
+
+    steps = [diff(i, i + 1) for i in range(t - 1)]
+    return SeamStep(seam=diff(t - 1, 0), step=float(np.mean(steps)), neighbours=(steps[0] + steps[-1]) / 2)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # no-reference sharpness
 

@@ -1,5 +1,9 @@
 """Stage animate: looping videos of a few sampled views (two-stage mode) or of every view (single-stage
-ablation), driven by the refined 3D motion projected into each view."""
+ablation), driven by the refined 3D motion projected into each view (the motion stage's refined_flow/NNN.npy).
+
+Each video holds frames 0..N-1; frame N is the input by construction (it equals frame 0), so the loop's seam is
+measured the honest way, on the frames the video plays: the step from frame N-1 back to frame 0 against the mean
+frame-to-frame step inside the view's motion mask (`evaluation.metrics.loop_seam_step`), beside the SSIM seam."""
 
 from __future__ import annotations
 
@@ -9,11 +13,10 @@ from typing import Iterator
 import numpy as np
 
 from ..animate import animate_image, loop_seam_ssim, splat_importance
-from ..artifacts import ViewSet, load_depth, load_views
-from ..camera import unproject_depth
+from ..artifacts import ViewSet, load_views
+from ..evaluation.metrics import loop_seam_step
 from ..io.atomic import write_json, write_npy
 from ..io.video import write_mp4
-from ..motion import ViewMotion, flows_from_3d
 from ..pipeline import StageContext
 
 
@@ -31,17 +34,13 @@ def sampled_views(num_views: int, count: int, c2ws: list[np.ndarray]) -> list[in
 
 
 def animate_views(ctx: StageContext, vs: ViewSet, chosen: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Animate the chosen views of `vs` with the refined 3D motion projected into each. Yields (view index, video
-    (T, H, W, 3) uint8 of frames 0..N-1 (frame N would repeat frame 0), flow (H, W, 2) px/frame) one at a time."""
+    """Animate the chosen views of `vs` with the refined 3D motion projected into each (stored by the motion stage).
+    Yields (view index, video (T, H, W, 3) uint8 of frames 0..N-1 (frame N would repeat frame 0), flow (H, W, 2)
+    px/frame) one at a time."""
     cfg = ctx.cfg.animate
-    dr = load_depth(ctx.run_dir)
-    mdir = ctx.stage_dir("motion")
-    velocity = np.load(mdir / "points_motion.npy")
-    moving = np.load(mdir / "points_moving.npy")
-    points = unproject_depth(dr.depth, dr.intr)
-    views = [ViewMotion(vs.c2w[i], vs.mask[i], np.where(vs.holes[i], 0.0, vs.depth[i])) for i in chosen]
-    flows = flows_from_3d(points, velocity, views, dr.intr, moving)
-    for i, flow in zip(chosen, ctx.progress(flows, desc="animate")):
+    folder = ctx.stage_dir("motion") / "refined_flow"
+    for i in ctx.progress(chosen, desc="animate"):
+        flow = np.load(folder / f"{i:03d}.npy")
         depth = np.where(vs.holes[i] | (vs.depth[i] <= 0), np.inf, vs.depth[i])
         imp = splat_importance(flow, depth, cfg.importance_motion, cfg.importance_depth)
         frames = animate_image(vs.rgb[i], flow, vs.mask[i], cfg.num_frames, cfg, importance=imp, device=ctx.device)
@@ -60,12 +59,15 @@ def run(ctx: StageContext) -> dict:
         write_mp4(ctx.out / f"view_{i:03d}.mp4", video, cfg.fps, crf=cfg.video_crf)
         write_npy(ctx.out / f"frames_{i:03d}.npy", video)
         write_npy(ctx.out / f"flow_{i:03d}.npy", flow.astype(np.float32))
-        seam = loop_seam_ssim(video)
-        seams[f"view_{i:03d}"] = {"seam_ssim": seam.seam_ssim, "consecutive_ssim": seam.consecutive_ssim}
+        seam, step = loop_seam_ssim(video), loop_seam_step(video, vs.mask[i])
+        seams[f"view_{i:03d}"] = {"seam_ssim": seam.seam_ssim, "consecutive_ssim": seam.consecutive_ssim,
+                                  "seam_step": round(step.seam, 4), "mean_step": round(step.step, 4),
+                                  "seam_ratio": round(step.ratio, 4),
+                                  "seam_ratio_neighbours": round(step.ratio_neighbours, 4)}
         t_gen = time.perf_counter()
     write_json(ctx.out / "animate.json", {"views": chosen, "num_frames": cfg.num_frames, "fps": cfg.fps,
                                           "mode": "single-stage (all views)" if cfg.all_views else "two-stage",
                                           "loop": seams})  # timings only in the report: outputs stay reproducible
-    # video generation: projecting the motion and animating (not writing files or scoring the seams)
+    # video generation: animating with the stored projected motion (not writing files or scoring the seams)
     return {"views": chosen, "videos": len(chosen), "loop": seams,
             "seconds_video_generation": round(seconds_generation, 3)}

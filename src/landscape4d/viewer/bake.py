@@ -1,16 +1,22 @@
 """The web scene: a Scene4D packed for the browser viewer (scene.json header + scene.bin arrays).
 
 The page evaluates the 4D deformation per splat on the GPU every frame (a Spark dyno object modifier, see
-viewer/web/src/deform.js), so nothing is baked per keyframe: the file holds the splats once plus, for the moving
-ones, the motion parameters. Splats are reordered so that the M moving ones come first.
+viewer/web/src/deform.js), so nothing is baked per keyframe: the file holds each Gaussian once plus, for the moving
+ones, the motion parameters. Gaussians are reordered so that the M moving ones come first.
 
-Arrays in scene.bin (little endian, offsets and element counts in header["buffers"]):
+Arrays in scene.bin (little endian, offsets and element counts in header["buffers"]), N = num_gaussians:
   centers f32 (N, 3)  `means` (OpenCV world)          scales f32 (N, 3)  exp(log_scales)
   quats   f32 (N, 4)  normalised, x y z w order        rgba   u8  (N, 4)  SH DC * C0 + 0.5 and sigmoid(logit)
-  motion  f32 (M, 4 + 20 F) per moving splat: velocity * num_frames (3), phase, pos_coef (2F, 3),
-          rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion, scale_coef (2F, 3)
+  motion  f32 (M, 4 + 20 F) per moving Gaussian: velocity * num_frames (3), s = -log(1 - opacity / 2) (the
+          page's cross-fade is 2 (1 - exp(-w s)); as a float, exact where the 8-bit opacity would not be),
+          pos_coef (2F, 3), rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion,
+          scale_coef (2F, 3)
 Dividing the rotation residual by |q| keeps the formula exact with a unit base quaternion:
 normalise(q + r) = normalise(q / |q| + r / |q|).
+
+The page draws num_splats = N + M splats, as dynamics.model.gaussians_at does: splat k < M is moving Gaussian k at
+phase 0, splat M + k is the same Gaussian k at phase 1 (one loop behind, from the same motion record), and splats
+2M .. N + M - 1 are the static Gaussians M .. N - 1. `page_order` gives the Gaussian of each splat.
 
 `evaluate_web` is the numpy mirror of the GLSL (the reference the tests compare with dynamics.model.gaussians_at).
 """
@@ -27,14 +33,14 @@ from ..dynamics.model import Scene4D
 from ..gaussians.sh import C0
 
 FORMAT = "landscape4d-web-scene"
-VERSION = 1
+VERSION = 2
 DATA_FILE = "scene.bin"
 
 
 @dataclass
 class WebScene:
     header: dict
-    order: np.ndarray  # (N,) int64: web splat k is Scene4D Gaussian order[k]
+    order: np.ndarray  # (N,) int64: web Gaussian k is Scene4D Gaussian order[k]
     centers: np.ndarray  # (N, 3) float32
     scales: np.ndarray  # (N, 3) float32
     quats: np.ndarray  # (N, 4) float32, xyzw, unit
@@ -44,6 +50,17 @@ class WebScene:
     @property
     def num_moving(self) -> int:
         return int(self.motion.shape[0])
+
+    @property
+    def num_gaussians(self) -> int:
+        return int(self.centers.shape[0])
+
+    def page_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """-> (web Gaussian index (N + M,), phase (N + M,)) of each splat the page draws, in its order."""
+        m, n = self.num_moving, self.num_gaussians
+        index = np.concatenate([np.arange(m), np.arange(m), np.arange(m, n)])
+        phase = np.concatenate([np.zeros(m), np.ones(m), np.zeros(n - m)])
+        return index, phase
 
     @property
     def fourier_order(self) -> int:
@@ -85,14 +102,16 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     rgba = np.rint(np.concatenate([colour, opacity[:, None]], axis=1) * 255).astype(np.uint8)
     mv = order[:m]
     rot = _np(scene.rot_coef).astype(np.float64)[mv][:, :, [1, 2, 3, 0]] / qn[:m, None, :]  # (M, 2F, 4)
+    depth = -np.log1p(-0.5 / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[mv])))  # -log(1 - a / 2)
     motion = np.concatenate([
-        _np(scene.velocity)[mv] * scene.num_frames, _np(scene.phase)[mv, None],
+        _np(scene.velocity)[mv] * scene.num_frames, depth[:, None],
         _np(scene.pos_coef)[mv].reshape(m, 6 * F), rot.reshape(m, 8 * F), _np(scene.scale_coef)[mv].reshape(m, 6 * F),
     ], axis=1).astype(np.float32)
     cam = header.get("camera")
     if not cam:
         raise ValueError("the scene header has no camera")
-    head = {"format": FORMAT, "version": VERSION, "num_splats": int(len(order)), "num_moving": m,
+    head = {"format": FORMAT, "version": VERSION, "num_gaussians": int(len(order)), "num_splats": int(len(order)) + m,
+            "num_moving": m,
             "num_frames": int(scene.num_frames), "fps": float(header.get("fps", 30)), "fourier_order": F,
             "texels_per_moving": 1 + 5 * F, "camera": {k: cam[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")},
             "scene_depth": float(header.get("scene_depth", 1.0)),
@@ -109,35 +128,40 @@ def web_scene_from_bytes(head_bytes: bytes, data: bytes) -> WebScene:
     for b in head["buffers"]:
         dt = np.uint8 if b["dtype"] == "u8" else np.dtype("<f4")
         arrs[b["name"]] = np.frombuffer(data, dtype=dt, count=b["count"], offset=b["offset"]).reshape(b["shape"])
-    n = head["num_splats"]
+    n = head["num_gaussians"]
     return WebScene(head, np.arange(n), arrs["centers"], arrs["scales"], arrs["quats"], arrs["rgba"], arrs["motion"])
 
 
 @dataclass
 class WebFrame:
-    centers: np.ndarray  # (N, 3)
-    scales: np.ndarray  # (N, 3)
-    quats: np.ndarray  # (N, 4) xyzw
-    opacity: np.ndarray  # (N,)
+    centers: np.ndarray  # (N + M, 3) one row per splat of the page, in its order (WebScene.page_order)
+    scales: np.ndarray  # (N + M, 3)
+    quats: np.ndarray  # (N + M, 4) xyzw
+    opacity: np.ndarray  # (N + M,)
 
 
 def evaluate_web(ws: WebScene, t: float) -> WebFrame:
-    """The page's per-splat deformation at loop time t, in numpy (mirror of deform.js), in web splat order."""
+    """The page's per-splat deformation at loop time t, in numpy (mirror of deform.js), in the page's splat order.
+    """
     tau = float(t) % 1.0
     F, m = ws.fourier_order, ws.num_moving
+    index, phase = ws.page_order()
     k = np.arange(1, F + 1)
     basis = np.concatenate([np.sin(2 * math.pi * k * tau), np.cos(2 * math.pi * k * tau)])  # (2F,)
-    rec = ws.motion.astype(np.float64)
-    pos = rec[:, 4:4 + 6 * F].reshape(m, 2 * F, 3)
-    rot = rec[:, 4 + 6 * F:4 + 14 * F].reshape(m, 2 * F, 4)
-    scl = rec[:, 4 + 14 * F:4 + 20 * F].reshape(m, 2 * F, 3)
-    centers = ws.centers.astype(np.float64).copy()
-    scales = ws.scales.astype(np.float64).copy()
-    quats = ws.quats.astype(np.float64).copy()
-    opacity = ws.rgba[:, 3].astype(np.float64) / 255.0
-    centers[:m] += rec[:, :3] * (tau - rec[:, 3:4]) + np.einsum("f,mfc->mc", basis, pos)
-    q = quats[:m] + np.einsum("f,mfc->mc", basis, rot)
-    quats[:m] = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
-    scales[:m] *= np.exp(np.einsum("f,mfc->mc", basis, scl))
-    opacity[:m] *= np.abs(1.0 - rec[:, 3] - tau)
+    rec = ws.motion.astype(np.float64)[index[:2 * m]]  # (2M, ...): the record of each moving splat
+    pos = rec[:, 4:4 + 6 * F].reshape(2 * m, 2 * F, 3)
+    rot = rec[:, 4 + 6 * F:4 + 14 * F].reshape(2 * m, 2 * F, 4)
+    scl = rec[:, 4 + 14 * F:4 + 20 * F].reshape(2 * m, 2 * F, 3)
+    centers = ws.centers.astype(np.float64)[index]
+    scales = ws.scales.astype(np.float64)[index]
+    quats = ws.quats.astype(np.float64)[index]
+    opacity = ws.rgba[index, 3].astype(np.float64) / 255.0
+    ph = phase[:2 * m, None]
+    centers[:2 * m] += rec[:, :3] * (tau - ph) + np.einsum("f,mfc->mc", basis, pos)
+    q = quats[:2 * m] + np.einsum("f,mfc->mc", basis, rot)
+    quats[:2 * m] = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
+    scales[:2 * m] *= np.exp(np.einsum("f,mfc->mc", basis, scl))
+    w0 = math.cos(0.5 * math.pi * tau) ** 2  # dynamics.model.fade_weights
+    weight = np.where(phase[:2 * m] > 0, 1.0 - w0, w0)
+    opacity[:2 * m] = -2 * np.expm1(-weight * rec[:, 3])
     return WebFrame(centers, scales, quats, opacity)

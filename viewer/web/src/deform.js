@@ -1,15 +1,19 @@
 // The 4D deformation evaluated per splat on the GPU, as a Spark dyno object modifier.
 //
 // It is the formula of landscape4d/dynamics/model.py (mirrored in numpy by landscape4d.viewer.bake.evaluate_web,
-// which the Python tests compare with the training code): for a moving splat i at loop time tau = t mod 1,
-//   centre     = centre_i + vN_i * (tau - phase_i) + sum_f basis_f(tau) * pos_f
-//   quaternion = normalise(quat_i + sum_f basis_f(tau) * rot_f)      (rot_f pre-divided by |raw quat|)
-//   scales     = scales_i * exp(sum_f basis_f(tau) * scale_f)
-//   opacity    = opacity_i * |1 - phase_i - tau|
-// basis = [sin(2 pi k tau), k = 1..F] + [cos(2 pi k tau), k = 1..F]. Static splats (index >= M) are unchanged.
+// which the Python tests compare with the training code). The page draws every moving Gaussian twice from its ONE
+// motion record: splat i < M is moving Gaussian i at phase p = 0, splat M + i is the same Gaussian at p = 1 (one
+// loop behind); splats >= 2M are static and unchanged. At loop time tau = t mod 1, for record r of a moving splat,
+//   centre     = centre_r + vN_r * (tau - p) + sum_f basis_f(tau) * pos_f
+//   quaternion = normalise(quat_r + sum_f basis_f(tau) * rot_f)      (rot_f pre-divided by |raw quat|)
+//   scales     = scales_r * exp(sum_f basis_f(tau) * scale_f)
+//   opacity    = 2 (1 - exp(-w * s_r))   with s_r = -log(1 - opacity_r / 2), w = cos^2(pi tau / 2) at p = 0 and
+//                                         1 - cos^2(pi tau / 2) at p = 1
+// basis = [sin(2 pi k tau), k = 1..F] + [cos(2 pi k tau), k = 1..F]. The phase-1 splat at tau -> 1 is exactly the
+// phase-0 splat at tau = 0, so the loop closes whatever the parameters.
 //
-// Motion data of moving splat i: texelsPerMoving = 1 + 5F RGBA32F texels starting at texel i * texelsPerMoving of a
-// 4096-wide float texture; as floats: [vN.xyz, phase, pos (2F x 3), rot (2F x 4, xyzw), scale (2F x 3)].
+// Motion record of moving Gaussian r: texelsPerMoving = 1 + 5F RGBA32F texels starting at texel r * texelsPerMoving
+// of a 4096-wide float texture; as floats: [vN.xyz, s, pos (2F x 3), rot (2F x 4, xyzw), scale (2F x 3)].
 
 import * as THREE from "three";
 import { dyno } from "@sparkjsdev/spark";
@@ -35,8 +39,9 @@ export function deformStatements({ g, out, tau, motion, numMoving, order }) {
   const F2 = 2 * order;
   const comp = "xyzw";
   const fl = (k) => `d${k >> 2}.${comp[k & 3]}`; // float k of the record
-  const lines = [`${out} = ${g};`, `int i = ${g}.index;`, `if (i < ${numMoving}) {`];
-  lines.push(`  int b = i * ${T};`);
+  const lines = [`${out} = ${g};`, `int i = ${g}.index;`, `if (i < ${2 * numMoving}) {`];
+  lines.push(`  float ph = i < ${numMoving} ? 0.0 : 1.0;`);
+  lines.push(`  int b = (i < ${numMoving} ? i : i - ${numMoving}) * ${T};`);
   for (let k = 0; k < T; k++) {
     lines.push(`  int p${k} = b + ${k};`);
     lines.push(`  vec4 d${k} = texelFetch(${motion}, ivec2(p${k} % ${MOTION_TEX_WIDTH}, p${k} / ${MOTION_TEX_WIDTH}), 0);`);
@@ -55,14 +60,16 @@ export function deformStatements({ g, out, tau, motion, numMoving, order }) {
     }
     return terms.length ? terms.join(" + ") : `vec${dim}(0.0)`;
   };
-  lines.push(`  vec3 dpos = d0.xyz * (tau - d0.w) + ${sum(4, 3)};`);
+  lines.push(`  vec3 dpos = d0.xyz * (tau - ph) + ${sum(4, 3)};`);
   lines.push(`  vec4 dquat = ${sum(4 + 3 * F2, 4)};`);
   lines.push(`  vec3 dscale = ${sum(4 + 7 * F2, 3)};`);
   lines.push(`  ${out}.center = ${g}.center + dpos;`);
   lines.push(`  vec4 q = ${g}.quaternion + dquat;`);
   lines.push(`  ${out}.quaternion = q / max(length(q), 1e-12);`);
   lines.push(`  ${out}.scales = ${g}.scales * exp(dscale);`);
-  lines.push(`  ${out}.rgba.a = ${g}.rgba.a * abs(1.0 - d0.w - tau);`);
+  lines.push(`  float c = cos(${(0.5 * Math.PI).toFixed(9)} * tau);`);
+  lines.push(`  float w = ph > 0.5 ? 1.0 - c * c : c * c;`);
+  lines.push(`  ${out}.rgba.a = 2.0 * (1.0 - exp(-w * d0.w));`);
   lines.push("}");
   return lines;
 }

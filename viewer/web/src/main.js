@@ -11,7 +11,7 @@ import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 import { ExtSplats, SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 
 import { IntrinsicsCamera, openCvToThree } from "./camera.js";
-import { loadScene } from "./data.js";
+import { loadScene, splatSource } from "./data.js";
 import { makeDeformModifier } from "./deform.js";
 import { Player } from "./player.js";
 
@@ -25,9 +25,11 @@ function showError(message) {
 }
 
 // Encode the splats with Spark's own encoder (pushSplat), then hand the arrays to a fresh ExtSplats: built from
-// extArrays it uploads its textures (float32 centres, half-float colour and log-scales).
+// extArrays it uploads its textures (float32 centres, half-float colour and log-scales). Each moving Gaussian is
+// pushed twice (its phase-0 and phase-1 splats; the deformation tells them apart by index).
 function buildSplats(data) {
   const n = data.header.num_splats;
+  const m = data.header.num_moving;
   const c = new THREE.Vector3();
   const s = new THREE.Vector3();
   const q = new THREE.Quaternion();
@@ -35,7 +37,8 @@ function buildSplats(data) {
   const enc = new ExtSplats({ maxSplats: n });
   enc.ensureSplats(n);
   const { centers, scales, quats, rgba } = data;
-  for (let i = 0; i < n; i++) {
+  for (let k = 0; k < n; k++) {
+    const i = splatSource(k, m);
     c.set(centers[3 * i], centers[3 * i + 1], centers[3 * i + 2]);
     s.set(scales[3 * i], scales[3 * i + 1], scales[3 * i + 2]);
     q.set(quats[4 * i], quats[4 * i + 1], quats[4 * i + 2], quats[4 * i + 3]);
@@ -158,7 +161,7 @@ async function main() {
     }
   });
   document.getElementById("status").textContent =
-    `${head.num_splats.toLocaleString()} Gaussians (${head.num_moving.toLocaleString()} moving)`;
+    `${head.num_gaussians.toLocaleString()} Gaussians (${head.num_moving.toLocaleString()} moving, drawn twice)`;
   state.ready = true;
 }
 
