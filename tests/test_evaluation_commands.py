@@ -123,7 +123,7 @@ def test_comparison_strip_layout():
 def test_bench_summary_and_table_from_entries():
     assert scene_size(192) == (192, 108)
     ev = {"mean": {"ours": {"psnr": 20.0, "ssim": 0.5}, "baseline": {"psnr": 18.0, "ssim": 0.4}},
-          "motion": {"consistency_epe_before": 0.1, "consistency_epe_after": 0.01},
+          "motion": {"consistency_epe_before": 0.1, "views_epe_initial_3d": 0.05, "views_epe_refined_3d": 0.02},
           "pipeline": {"stages": {"render": {"seconds": 2.0, "peak_rss_mb": 100.0}},
                        "metrics": {"flow_epe_input_view": 0.5}}}
     entries = [{"scene": "river_0", "size": [192, 108], "frames": 60, "eval": ev, "eval_seconds": 1.0},
@@ -133,7 +133,8 @@ def test_bench_summary_and_table_from_entries():
     s = summarise(entries)
     assert s["video"]["ours"]["psnr"] == pytest.approx(21.0) and s["stages"]["render"]["seconds"] == 2.0
     md = bench_markdown(s, entries, "landscape4d bench pipeline --scenes 2")
-    assert "| ours (4D Gaussians), this run | 21.00 | 0.500 |" in md and "20.57" in md and "0.152 -> 0.003" in md
+    assert "| ours (4D Gaussians), this run | 21.00 | 0.500 |" in md and "20.57" in md and "0.152 (Table II" in md
+    assert "| 0.0500 -> 0.0200 |" in md  # each view's own estimate vs the projected 3D motion
     assert "| ... without motion init | - |" in md and "Table IV" not in md
     for e in entries:  # runs made with --ablations
         e["eval"]["pipeline"]["metrics"].update({"flow_epe_input_view_no_motion_init": 0.7,
