@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from ..animate import animate_image, loop_seam_ssim, splat_importance
-from ..artifacts import ViewSet, load_views
+from ..artifacts import ViewSet
 from ..evaluation.metrics import loop_seam_step
 from ..io.atomic import write_json, write_npy
 from ..io.video import write_mp4
@@ -49,7 +49,7 @@ def animate_views(ctx: StageContext, vs: ViewSet, chosen: list[int]) -> Iterator
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.animate
-    vs = load_views(ctx.run_dir)
+    vs = ctx.artifacts.views
     chosen = list(range(len(vs))) if cfg.all_views else sampled_views(len(vs), cfg.sampled_views, vs.c2w)
     seams = {}
     seconds_generation = 0.0

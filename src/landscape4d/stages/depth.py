@@ -12,7 +12,6 @@ from ..camera import Intrinsics, fov_from_exif_focal, unproject_depth
 from ..config import RunConfig
 from ..depth import estimate_depth
 from ..depth.auto import INSTALL, is_model_dir, looks_local, transformers_available
-from ..inputs import load_input
 from ..io.atomic import write_json, write_npy
 from ..io.images import save_png
 from ..io.ply import write_points_ply
@@ -49,7 +48,7 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: StageContext) -> dict:
-    inp = load_input(ctx.run_dir)
+    inp = ctx.artifacts.input
     cfg = ctx.cfg.depth
     w, h = inp.size
     fov = cfg.fov_deg

@@ -18,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import load_depth, load_views
 from ..camera import unproject_depth
 from ..config import MotionConfig
-from ..inputs import load_input
 from ..io.atomic import write_json, write_npy
 from ..io.images import save_png
 from ..motion import (ViewMotion, dense_motion_from_hints, flow_to_color, flows_from_3d, lift_motion,
@@ -81,9 +79,7 @@ def consistency_report(flows: list[np.ndarray], init_flows: list[np.ndarray], re
 
 
 def run(ctx: StageContext) -> dict:
-    inp = load_input(ctx.run_dir)
-    dr = load_depth(ctx.run_dir)
-    vs = load_views(ctx.run_dir)
+    inp, dr, vs = ctx.artifacts.input, ctx.artifacts.depth, ctx.artifacts.views
     cfg = motion_config(ctx, inp.motion.direction, inp.motion.speed)
     mask = inp.motion.mask
     arrows, source = input_arrows(ctx, cfg, inp.image, mask, inp.motion.arrows)

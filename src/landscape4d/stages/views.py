@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..artifacts import intrinsics_to_json, load_depth
+from ..artifacts import intrinsics_to_json
 from ..camera import WORLD_TO_Z_UP, c2w_to_nerfstudio, training_cameras, unproject_depth
 from ..evaluation.metrics import psnr_in_mask
-from ..inputs import load_input
 from ..io.atomic import write_json, write_npy
 from ..io.images import save_png
 from ..pipeline import StageContext
@@ -17,8 +16,7 @@ from ..views import render_view
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.views
-    inp = load_input(ctx.run_dir)
-    dr = load_depth(ctx.run_dir)
+    inp, dr = ctx.artifacts.input, ctx.artifacts.depth
     intr = dr.intr
     dev = ctx.device
     points = torch.from_numpy(unproject_depth(dr.depth, intr)).to(dev)
