@@ -1,6 +1,6 @@
 """Typed configs for every stage, and the presets.
 
-`preview` runs in CPU minutes at a small working size; `full` is meant for a GPU at higher resolution.
+`preview` (512 px) runs in about 6 minutes on a 2-core CPU; `full` (1024 px) in under 30 there, minutes on a GPU.
 Each stage declares what it reads (whole sections such as "animate", or single values such as "gaussians.backend";
 `size` and `seed` always) and sees the config through a `ConfigView` that refuses anything else, and the stage cache
 hashes exactly those values, so changing one value reruns exactly the stages that read it (and those after them).
@@ -28,6 +28,7 @@ INPAINT_METHODS = ("telea", "ns", "none")
 INTERPOLATIONS = ("laplace", "rbf")
 UNHINTED = ("nearest", "mean", "zero")
 RASTER_BACKENDS = ("auto", "torch", "numba", "gsplat")
+GAUSSIAN_INITS = ("footprint", "knn")
 
 
 @dataclass
@@ -73,10 +74,10 @@ class MotionConfig:
 
 @dataclass
 class GaussiansConfig:
-    backend: str = "auto"  # auto | torch | gsplat
-    # preview defaults: 500 iterations fit the 25 views at 384 px in ~3 CPU-minutes (1 thread) to ~31 dB on view 0
-    iters: int = 500
-    downsample: int = 2  # one Gaussian per downsample x downsample pixels of the point cloud
+    backend: str = "auto"  # auto (numba on CPU, gsplat on CUDA when installed) | torch | numba | gsplat
+    # preview defaults: one Gaussian per pixel at 512 px, the photo every second iteration (README, "Recipe")
+    iters: int = 400
+    downsample: int = 1  # one Gaussian per downsample x downsample pixels of the point cloud
     sh_degree: int = 0
     lr_means: float = 1.6e-4  # multiplied by the scene extent
     lr_means_final: float = 1.6e-6  # position LR decays exponentially to this over `iters`
@@ -87,7 +88,7 @@ class GaussiansConfig:
     sh_up_every: int = 1000  # SH degree grows by one every this many iterations up to sh_degree
     ssim_weight: float = 0.2
     densify_from: int = 100
-    densify_until: int = 400
+    densify_until: int = 300
     densify_every: int = 100
     densify_grad_threshold: float = 2e-4  # mean |d loss / d means2d| in NDC units (pixels * 0.5 * W, 0.5 * H)
     percent_dense: float = 0.01  # Gaussians larger than this fraction of the scene extent are split, else cloned
@@ -97,7 +98,13 @@ class GaussiansConfig:
     prune_world_scale: float = 0.1  # ... or scales above this fraction of the scene extent
     max_gaussians: int = 300_000
     batch_views: int = 1
-    input_view_every: int = 0  # if > 0, every this many iterations trains on view 0 (the real photo)
+    input_view_every: int = 2  # if > 0, every this many iterations trains on view 0 (the real photo)
+    init: str = "footprint"  # footprint: flat Gaussians covering each pixel at its depth (the first render of the input
+    # view is the photo) | knn: isotropic, scale = distance to the nearest points, opacity 0.1 (3DGS)
+    init_sigma_px: float = 0.5  # footprint init: standard deviation in pixels (times `downsample`) at the depth
+    init_opacity: float = 0.99  # opacity of every initial Gaussian (3DGS: 0.1, with knn)
+    border: float = 0.08  # the point cloud is extended (edge colour and depth) by this fraction of the long side
+    hole_weight: float = 1.0  # loss weight of the inpainted hole pixels of the side views (view 0 is the photo: 1)
 
 
 @dataclass
@@ -115,16 +122,17 @@ class AnimateConfig:
 
 @dataclass
 class DynamicsConfig:
-    iters: int = 400
+    iters: int = 250
     motion_init: bool = True  # --no-motion-init ablation: deformation learnt from zero
     all_views: bool = False  # --all-views ablation: single stage (no stage-1 fit) on the videos of every view
-    single_stage_iters: int = 900  # iterations of the single-stage 4D training: stage 1's plus stage 2's
+    single_stage_iters: int = 650  # iterations of the single-stage 4D training: stage 1's plus stage 2's
     fourier_order: int = 2  # per-Gaussian periodic residual: sin/cos of 1..order cycles per loop
     lr_deform: float = 2e-4  # Fourier coefficients of position (multiplied by the scene depth), rotation, scale
     lr_velocity: float = 1e-5  # fine-tuning of the initial 3D velocity (scene depth units per frame)
     lr_colors: float = 1e-3
     lr_opacities: float = 1e-2
     ssim_weight: float = 0.2
+    train_static: bool = False  # also fine-tune the colour and opacity of static Gaussians on the animated clips
     moving_radius: float = 3.0  # a Gaussian moves when its nearest point moves and lies within this many pixels
     ablations: bool = False  # --ablations: also train the no-motion-init variant (the paper's Table III) and the
     # single-stage variant on every view's video (Table IV), and report both comparisons
@@ -141,12 +149,14 @@ class RenderConfig:
     loops: int = 1
     gif: bool = True
     fill_holes: bool = True  # inpaint what no Gaussian covers (seen past the scene's border) instead of black
+    lossless: bool = False  # also write <path>.npy: the rendered uint8 frames before video encoding (for `eval`;
+    # H.264 yuv420p at crf 18 alone costs ~0.04 SSIM and ~0.02 LPIPS on textured landscapes)
 
 
 @dataclass
 class RunConfig:
     preset: str = "preview"
-    size: int = 384  # working size: long side of the photo in pixels
+    size: int = 512  # working size: long side of the photo in pixels
     max_input_pixels: int = 40_000_000  # larger inputs are refused
     min_input_side: int = 64
     device: str = "auto"  # auto | cpu | cuda
@@ -232,18 +242,16 @@ class _SectionView:
 
 
 def preset(name: str) -> RunConfig:
-    """The config of a preset: `preview` (CPU minutes, 384 px) or `full` (GPU quality, 768 px)."""
+    """The config of a preset: `preview` (512 px, <= 6 CPU minutes) or `full` (1024 px, <= 30 CPU minutes)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = RunConfig(preset=name)
-    if name == "full":
-        cfg.size = 768
-        cfg.views.num_views = 41
-        cfg.gaussians.iters = 7000
-        cfg.gaussians.downsample = 1
-        cfg.gaussians.densify_until = 5000
-        cfg.motion.refine_iters = 1000
-        cfg.dynamics.iters = 5000
+    if name == "full":  # one Gaussian per pixel at 1024 px: ~25 min on a 2-core CPU (README), minutes on a GPU
+        cfg.size = 1024
+        cfg.gaussians.iters = 600
+        cfg.gaussians.densify_until = 450
+        cfg.gaussians.max_gaussians = 1_500_000
+        cfg.dynamics.iters = 400
         cfg.dynamics.single_stage_iters = cfg.gaussians.iters + cfg.dynamics.iters
     return cfg
 
@@ -294,11 +302,12 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
 
 CHOICES = {"device": DEVICES, "depth.backend": DEPTH_BACKENDS, "depth.file_kind": DEPTH_FILE_KINDS,
            "views.inpaint": INPAINT_METHODS, "motion.interpolation": INTERPOLATIONS, "motion.unhinted": UNHINTED,
-           "gaussians.backend": RASTER_BACKENDS}
+           "gaussians.backend": RASTER_BACKENDS, "gaussians.init": GAUSSIAN_INITS}
 # values that must be > 0 (or >= 1 for counts); every other number must be finite and >= 0 (seed: any integer)
 POSITIVE = ("size", "max_input_pixels", "min_input_side", "depth.fov_deg", "depth.near", "depth.sky_depth",
             "depth.max_ground_depth", "depth.guided_eps", "views.num_views", "views.point_radius",
             "motion.hint_frames", "motion.hint_points", "gaussians.downsample", "gaussians.sh_up_every",
+            "gaussians.init_sigma_px", "gaussians.init_opacity",
             "gaussians.densify_every", "gaussians.max_gaussians", "gaussians.batch_views", "animate.num_frames",
             "animate.fps", "animate.sampled_views", "render.width", "render.height", "render.fps",
             "render.num_frames", "render.loops")
@@ -315,6 +324,8 @@ def validate(cfg: RunConfig) -> None:
             raise ValueError(f"config {key}={value!r}: must be {'> 0' if key in POSITIVE else 'finite and >= 0'}")
     if not cfg.depth.fov_deg < 180:
         raise ValueError(f"config depth.fov_deg={cfg.depth.fov_deg!r}: must be below 180")
+    if not cfg.gaussians.init_opacity < 1:
+        raise ValueError(f"config gaussians.init_opacity={cfg.gaussians.init_opacity!r}: must be below 1")
     if cfg.animate.num_frames < 2:
         raise ValueError(f"config animate.num_frames={cfg.animate.num_frames}: a loop needs at least 2 frames")
     if cfg.motion.speed is not None and not (math.isfinite(cfg.motion.speed) and cfg.motion.speed >= 0):

@@ -44,12 +44,15 @@ def render_scene(scene: Scene4D, t: float, K: torch.Tensor, c2w: np.ndarray, wid
 
 def train_dynamics(scene: Scene4D, clips: list[TrainClip], cfg: DynamicsConfig, scene_depth: float,
                    backend: str = "torch", progress: Callable | None = None, seed: int = 0,
-                   iters: int | None = None, extra_lrs: dict[str, float] | None = None) -> tuple[Scene4D, dict]:
+                   iters: int | None = None, extra_lrs: dict[str, float] | None = None,
+                   freeze_static: bool = False) -> tuple[Scene4D, dict]:
     """Optimise the Fourier residuals (and velocity, colour, opacity) so that the scene rendered at frame f of each
     clip's camera matches that frame. Returns the trained scene and metrics.
 
     iters overrides cfg.iters; extra_lrs adds or replaces learning rates by Scene4D field name (the single-stage
-    ablation also learns "means", "quats" and "log_scales", which stage 1 would otherwise have fitted)."""
+    ablation also learns "means", "quats" and "log_scales", which stage 1 would otherwise have fitted).
+    freeze_static keeps the colour and opacity of the static Gaussians as stage 1 fitted them (the clips' static
+    parts are the views' renders, softer than the photo stage 1 was fitted to): only moving ones learn them."""
     rng = random.Random(seed)
     scene = scene.detach()
     iters = cfg.iters if iters is None else int(iters)
@@ -60,6 +63,9 @@ def train_dynamics(scene: Scene4D, clips: list[TrainClip], cfg: DynamicsConfig, 
     params = []
     for name, lr in learn.items():
         p = getattr(scene, name).requires_grad_(True)
+        if freeze_static and name in ("sh", "opacity_logits"):
+            keep = scene.moving.to(p.dtype).reshape(-1, *([1] * (p.dim() - 1)))
+            p.register_hook(lambda g, keep=keep: g * keep)  # zero gradient: Adam never moves a static Gaussian
         params.append({"params": [p], "lr": lr, "name": name})
     opt = torch.optim.Adam(params, eps=1e-15)
     n_frames = scene.num_frames

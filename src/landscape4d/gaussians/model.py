@@ -81,6 +81,38 @@ class GaussianModel:
 
     # --- construction --------------------------------------------------------------------------------------
     @staticmethod
+    def from_pixel_footprints(
+        points: np.ndarray,  # (N, 3) one point per pixel (world = the camera that saw them, OpenCV axes)
+        colors: np.ndarray,  # (N, 3) RGB in [0, 1]
+        sigma_px: float,  # standard deviation of each Gaussian in pixels of that camera
+        fx: float,
+        fy: float,
+        opacity: float = 0.99,
+        sh_degree: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> "GaussianModel":
+        """Flat Gaussians facing the camera, each covering its pixel's footprint at its depth: x/y standard
+        deviations sigma_px * z / fx and sigma_px * z / fy, a tenth of that along the viewing axis, identity
+        rotation, opacity `opacity`, colour of its pixel. Seen from that camera their render is the photo (up to
+        the rasterizer's low-pass), so training starts from the picture instead of from blobs."""
+        pts = np.asarray(points, dtype=np.float64)
+        col = np.clip(np.asarray(colors, dtype=np.float64), 0.0, 1.0)
+        if pts.ndim != 2 or pts.shape[1] != 3 or col.shape != pts.shape:
+            raise ValueError(f"points and colors must both be (N, 3), got {pts.shape} and {col.shape}")
+        z = np.maximum(pts[:, 2], 1e-6)
+        sx, sy = sigma_px * z / fx, sigma_px * z / fy
+        scales = np.stack([sx, sy, 0.1 * np.minimum(sx, sy)], axis=1)
+        f32 = dict(dtype=torch.float32, device=device)
+        n = pts.shape[0]
+        quats = torch.zeros(n, 4, **f32)
+        quats[:, 0] = 1.0
+        logit = float(np.log(opacity / (1.0 - opacity)))
+        sh = torch.zeros(n, num_sh_bases(sh_degree), 3, **f32)
+        sh[:, 0, :] = rgb_to_sh0(torch.tensor(col, **f32))
+        return GaussianModel(torch.tensor(pts, **f32), torch.log(torch.tensor(scales, **f32)), quats,
+                             torch.full((n,), logit, **f32), sh)
+
+    @staticmethod
     def from_points(
         points: np.ndarray | torch.Tensor,  # (N, 3)
         colors: np.ndarray | torch.Tensor,  # (N, 3) RGB in [0, 1] (uint8 0..255 also accepted)

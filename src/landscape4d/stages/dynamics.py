@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from ..artifacts import ViewSet, intrinsics_to_json, load_depth, load_views
+from ..artifacts import ViewSet, intrinsics_to_json
 from ..camera import unproject_depth
 from ..config import DynamicsConfig
 from ..dynamics.metrics import loop_metrics, projected_motion, render_loop, video_flow_epe
@@ -24,7 +24,6 @@ from ..dynamics.model import Scene4D
 from ..dynamics.motion_init import assign_point_motion, build_scene4d
 from ..dynamics.scene_file import save_scene4d
 from ..dynamics.train import TrainClip, train_dynamics
-from ..gaussians.ply import read_ply
 from ..gaussians.rasterize import resolve_backend
 from ..gaussians.train import scene_extent
 from ..pipeline import StageContext
@@ -36,12 +35,10 @@ def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = Fal
     """Stage-1 Gaussians (single stage: the unfitted point-cloud Gaussians stage 1 starts from), each moving one
     started along its refined 3D motion (and drawn at two phases of the loop from its one set of parameters)."""
     dev = ctx.device
-    model = initial_model(ctx) if single_stage else read_ply(ctx.stage_dir("gaussians") / "scene.ply")
-    dr = load_depth(ctx.run_dir)
-    mdir = ctx.stage_dir("motion")
+    model = initial_model(ctx) if single_stage else ctx.artifacts.gaussians()
+    dr = ctx.artifacts.depth
     points = unproject_depth(dr.depth, dr.intr)
-    velocity = np.load(mdir / "points_motion.npy")
-    moving = np.load(mdir / "points_moving.npy")
+    velocity, moving = ctx.artifacts.motion.velocity, ctx.artifacts.motion.moving
     means = model.means.detach().cpu().numpy()
     # a Gaussian moves when its nearest point moves and lies within `moving_radius` pixels of it (at its depth)
     max_dist = ctx.cfg.dynamics.moving_radius * np.maximum(means[:, 2], 1e-3) / dr.intr.fx
@@ -58,7 +55,7 @@ def stored_clips(ctx: StageContext) -> list[TrainClip]:
     """The animate stage's videos (two-stage: the sampled views) as training clips."""
     adir = ctx.stage_dir("animate")
     meta = json.loads((adir / "animate.json").read_text())
-    vs = load_views(ctx.run_dir)
+    vs = ctx.artifacts.views
     K = torch.as_tensor(vs.intr.matrix(), dtype=torch.float32, device=ctx.device)
     return [TrainClip(torch.from_numpy(np.load(adir / f"frames_{i:03d}.npy")).to(ctx.device), K, vs.c2w[i], i)
             for i in meta["views"]]
@@ -88,10 +85,8 @@ def input_view_loop(ctx: StageContext, scene: Scene4D, backend: str, epe_frames:
     """The 4D scene rendered from the input camera for one loop: its loop seam and coverage inside the motion mask
     (`dynamics.metrics.loop_metrics`), and the flow-consistency EPE (px/frame) of its first `epe_frames` frames
     against the refined 3D motion projected into that view (the paper's Table III)."""
-    dr = load_depth(ctx.run_dir)
-    mdir = ctx.stage_dir("motion")
-    vel = np.load(mdir / "points_motion.npy")
-    mov = np.load(mdir / "points_moving.npy").reshape(dr.depth.shape)
+    dr, mo = ctx.artifacts.depth, ctx.artifacts.motion
+    vel, mov = mo.velocity, mo.moving.reshape(dr.depth.shape)
     pts = unproject_depth(dr.depth, dr.intr)
     h, w = dr.depth.shape
     K = dr.intr.matrix()
@@ -113,8 +108,9 @@ def train_variant(ctx: StageContext, cfg: DynamicsConfig, backend: str, single_s
         clips = stored_clips(ctx)
     iters = cfg.single_stage_iters if single_stage else cfg.iters
     extra = single_stage_lrs(ctx, scene) if single_stage else None
-    scene, metrics = train_dynamics(scene, clips, cfg, load_depth(ctx.run_dir).scene_depth, backend,
-                                    ctx.progress, ctx.cfg.seed, iters=iters, extra_lrs=extra)
+    scene, metrics = train_dynamics(scene, clips, cfg, ctx.artifacts.depth.scene_depth, backend,
+                                    ctx.progress, ctx.cfg.seed, iters=iters, extra_lrs=extra,
+                                    freeze_static=not (single_stage or cfg.train_static))
     metrics.update(info)
     metrics["mode"] = "single-stage" if single_stage else "two-stage"
     metrics["trained_on_views"] = [c.view_index for c in clips]
@@ -142,7 +138,7 @@ def table_iii(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) 
 def table_iv(ctx: StageContext, cfg: DynamicsConfig, backend: str, main: dict) -> dict:
     """The paper's Table IV: video generation and 4D training time, two-stage (this run) against single stage
     (every view animated, 4D Gaussians trained from the point cloud on all of them, no stage-1 fit)."""
-    vs = load_views(ctx.run_dir)
+    vs = ctx.artifacts.views
     all_views = list(range(len(vs)))
     clips, gen_seconds = animated_clips(ctx, vs, all_views)
     _, single = train_variant(ctx, cfg, backend, single_stage=True, clips=clips)
@@ -168,7 +164,7 @@ def run(ctx: StageContext) -> dict:
     backend = resolve_backend(ctx.cfg.gaussians.backend, ctx.device)
     # all_views: the single-stage ablation (the animate stage animated every view)
     scene, metrics = train_variant(ctx, cfg, backend, single_stage=cfg.all_views)
-    dr = load_depth(ctx.run_dir)
+    dr = ctx.artifacts.depth
     if cfg.ablations and cfg.motion_init and not cfg.all_views:
         metrics["table_iii_flow_epe"] = table_iii(ctx, cfg, backend, metrics)
         metrics["table_iv_stage_seconds"] = table_iv(ctx, cfg, backend, metrics)

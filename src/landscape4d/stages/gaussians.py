@@ -18,23 +18,33 @@ from ..io.images import save_png
 from ..pipeline import StageContext
 
 
-BORDER = 0.08  # the point cloud is extended by this fraction of the image on every side
-
-
 def initial_model(ctx: StageContext) -> GaussianModel:
-    """One Gaussian per `downsample` x `downsample` block of the photo's point cloud, extended beyond the frame
-    (edge-replicated colour and depth) so that moved and rotated views have Gaussians at their borders too."""
+    """One Gaussian per `downsample` x `downsample` block of the photo's point cloud, extended beyond the frame by
+    `gaussians.border` (edge-replicated colour and depth) so that moved views have Gaussians at their borders too."""
     inp = ctx.artifacts.input
     dr = ctx.artifacts.depth
     h, w = dr.depth.shape
-    m = int(round(BORDER * max(h, w)))
+    m = int(round(ctx.cfg.gaussians.border * max(h, w)))
     depth = np.pad(dr.depth, m, mode="edge")
     image = np.pad(inp.image, ((m, m), (m, m), (0, 0)), mode="edge")
     intr = Intrinsics(dr.intr.fx, dr.intr.fy, dr.intr.cx + m, dr.intr.cy + m, w + 2 * m, h + 2 * m)
-    d = max(1, ctx.cfg.gaussians.downsample)
+    cfg = ctx.cfg.gaussians
+    d = max(1, cfg.downsample)
     points = unproject_depth(depth, intr).reshape(h + 2 * m, w + 2 * m, 3)[d // 2::d, d // 2::d].reshape(-1, 3)
     colors = image[d // 2::d, d // 2::d].reshape(-1, 3)
-    return GaussianModel.from_points(points, colors, sh_degree=ctx.cfg.gaussians.sh_degree, device=ctx.device)
+    if cfg.init == "footprint":
+        return GaussianModel.from_pixel_footprints(points, colors, cfg.init_sigma_px * d, intr.fx, intr.fy,
+                                                   cfg.init_opacity, cfg.sh_degree, ctx.device)
+    return GaussianModel.from_points(points, colors, sh_degree=cfg.sh_degree, opacity=cfg.init_opacity,
+                                     device=ctx.device)
+
+
+def view_weights(holes: np.ndarray, hole_weight: float, index: int) -> np.ndarray | None:
+    """(H, W) loss weights of one training view: 1, and `hole_weight` on its inpainted holes; None (all 1) for the
+    input view (index 0, the real photo) and when hole_weight is 1."""
+    if index == 0 or hole_weight == 1.0:
+        return None
+    return np.where(holes, np.float32(hole_weight), np.float32(1.0))
 
 
 def run(ctx: StageContext) -> dict:
@@ -43,7 +53,8 @@ def run(ctx: StageContext) -> dict:
         cfg = dataclasses.replace(cfg, iters=0)
     vs = ctx.artifacts.views
     K = vs.intr.matrix().astype(np.float32)
-    views = [TrainView(rgb, K, c2w) for rgb, c2w in zip(vs.rgb, vs.c2w)]
+    views = [TrainView(rgb, K, c2w, view_weights(holes, cfg.hole_weight, i))
+             for i, (rgb, c2w, holes) in enumerate(zip(vs.rgb, vs.c2w, vs.holes))]
     model, metrics = fit_gaussians(initial_model(ctx), views, cfg, ctx.device, progress=True, seed=ctx.cfg.seed)
     write_ply(model, ctx.out / "scene.ply")
     backend = resolve_backend(cfg.backend, ctx.device)
