@@ -103,7 +103,9 @@ def camera_paths(cfg: RenderConfig, num_frames: int, scene_depth: float) -> dict
 
 def render_paths(scene: Scene4D, header: dict, cfg: RenderConfig, out_dir: Path, backend: str = "torch",
                  progress: Callable | None = None) -> dict:
-    """Write <path>.mp4 (and .gif) for every camera path into out_dir; returns per-path info."""
+    """Write <path>.mp4 (and .gif, and with cfg.lossless the uint8 frames as .npy) for every camera path into
+    out_dir; returns per-path info."""
+    from .io.atomic import write_npy
     from .io.video import write_gif, write_mp4
 
     intr = intrinsics_from_json(header["camera"])
@@ -118,6 +120,8 @@ def render_paths(scene: Scene4D, header: dict, cfg: RenderConfig, out_dir: Path,
         frames = render_video(scene, K, poses, width, height, backend, progress, desc=f"render {name}",
                               fill=cfg.fill_holes)
         write_mp4(out_dir / f"{name}.mp4", frames, cfg.fps)
+        if cfg.lossless:
+            write_npy(out_dir / f"{name}.npy", frames)
         if cfg.gif:
             step = 2 if width > 320 else 1
             write_gif(out_dir / f"{name}.gif", frames[:, ::step, ::step], cfg.fps)

@@ -114,7 +114,7 @@ def gt_complete(gt: Path, trajectories: tuple[str, ...]) -> bool:
 
 def run_argv(gt: Path, run: Path, args: argparse.Namespace) -> list[str]:
     argv = ["run", str(gt / "image.png"), "--mask", str(gt / "mask.png"), "--hints", str(gt / "hints.json"),
-            "-o", str(run), "--preset", args.preset]
+            "-o", str(run), "--preset", args.preset, "--set", "render.lossless=true"]  # scored before encoding
     if args.size:
         argv += ["--size", str(args.size)]
     if args.oracle_depth:

@@ -3,7 +3,8 @@
 GT is a folder as `SyntheticScene.save` writes it: image.png, mask.png, flow2d.npy, scene.json and
 gt/<trajectory>.mp4 or .npy (T, H, W, 3) uint8; optional gt/<trajectory>_mask.npy (T, H, W) bool, the moving
 region seen along the trajectory (the bench writes it), else the input mask is used for the masked metrics.
-Per trajectory, the run's video (RUN/render/<name>.mp4, or .npy) and the 2D-only baseline's
+Per trajectory, the run's video (RUN/render/<name>.npy, the lossless frames of `--set render.lossless=true`, else
+<name>.mp4) and the 2D-only baseline's
 (`evaluation.baseline`) are compared with the GT video: PSNR/SSIM/LPIPS, masked variants, loop seam, sharpness.
 Motion: flow EPE of the input-view motion (the hints' dense motion, and the refined 3D motion projected) against
 GT flow2d over the GT mask; the 3D motion against the GT 3D motion (`evaluation.motion3d`); from
@@ -71,8 +72,9 @@ def _require(path: Path) -> Path:
 
 
 def video_file(folder: Path, name: str) -> Path | None:
-    """<folder>/<name>.mp4, else <name>.npy, else None."""
-    for ext in (".mp4", ".npy"):
+    """<folder>/<name>.npy (lossless frames, `render.lossless`), else <name>.mp4, else None. The lossless frames come
+    first: the GT and the baseline are scored before any video encoding, so ours must be too."""
+    for ext in (".npy", ".mp4"):
         p = folder / f"{name}{ext}"
         if p.is_file():
             return p
