@@ -18,7 +18,7 @@ Gaussians, and each moving Gaussian at its two phases) with the same count and o
   Scale and colour do not change over time.
 
 Our loop does not fit that form exactly; each draw is least-squares fitted over one loop (t in [0, 1)):
-the opacity over time by a Gaussian window (the linear cross-fade of the two phases becomes two overlapping bell
+the opacity over time by a Gaussian window (the cos² cross-fade of the two phases becomes two overlapping bell
 curves, so the loop's ends no longer meet exactly), then position by a cubic and rotation by a line in the
 window's time (the periodic residuals become a cubic), weighted by the fitted opacity; scale and colour are
 opacity-weighted means over the loop (their periodic changes are lost). `export_splatv` reports how far the

@@ -48,7 +48,7 @@ OCCLUDER_DEPTH = 2.0  # depth of a border-touching occluder in front of the sky,
 def sky_score(image: np.ndarray) -> np.ndarray:
     """image (H, W, 3) float -> (H, W) score in [0, 1]: how much each pixel looks like sky."""
     h, w, _ = image.shape
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    r, b = image[..., 0], image[..., 2]
     gray = image.mean(-1)
     bright = np.clip((gray - 0.35) / 0.45, 0, 1)
     blue = np.clip((b - r) / 0.25 + 0.3, 0, 1) * np.clip((b - 0.25) / 0.4, 0, 1)

@@ -133,6 +133,18 @@ def _sampler(tex: Texture):
     return f
 
 
+def _surface_textures(rng: np.random.Generator) -> dict[str, Texture]:
+    """The layout's material textures (drawn from rng in this fixed order: layouts depend on it)."""
+    return {
+        "grass": Texture(_photo_or_noise("grass", rng, 1.0), (3.0, 3.0)),
+        "rock": Texture(_photo_or_noise("gravel", rng, 0.9), (4.0, 4.0)),
+        "variation": Texture(fft_noise(256, rng, beta=1.3), (25.0, 25.0)),
+        "water": Texture(fft_noise(256, rng, beta=1.0, stretch=(1.0, 3.0)), (6.0, 3.0)),
+        "foam": Texture(fft_noise(256, rng, beta=0.9, stretch=(5.0, 1.0)), (4.0, 8.0)),
+        "clouds": Texture(fft_noise(512, rng, beta=1.3), (220.0, 110.0)),
+    }
+
+
 def build_layout(kind: str, seed: int, grid: int = 512) -> Layout:
     """A random layout of `kind` (river | waterfall | lake); the same seed gives the same layout.
 
@@ -149,14 +161,7 @@ def build_layout(kind: str, seed: int, grid: int = 512) -> Layout:
         r = 1 - np.abs(2 * ridges(x, z) - 1)
         return height * smoothstep(z0, z1, z) * (0.3 + 0.7 * r ** 1.5)
 
-    textures = {
-        "grass": Texture(_photo_or_noise("grass", rng, 1.0), (3.0, 3.0)),
-        "rock": Texture(_photo_or_noise("gravel", rng, 0.9), (4.0, 4.0)),
-        "variation": Texture(fft_noise(256, rng, beta=1.3), (25.0, 25.0)),
-        "water": Texture(fft_noise(256, rng, beta=1.0, stretch=(1.0, 3.0)), (6.0, 3.0)),
-        "foam": Texture(fft_noise(256, rng, beta=0.9, stretch=(5.0, 1.0)), (4.0, 8.0)),
-        "clouds": Texture(fft_noise(512, rng, beta=1.3), (220.0, 110.0)),
-    }
+    textures = _surface_textures(rng)
     palette = Palette.random(rng)
     river = waterfall = None
     cloud_speed = 0.0

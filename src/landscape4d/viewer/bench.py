@@ -23,7 +23,8 @@ WEB = Path(__file__).resolve().parents[3] / "viewer" / "web"
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gaussians", type=int, default=200_000, help="about this many Gaussians (twins included)")
+    ap.add_argument("--gaussians", type=int, default=200_000,
+                    help="about this many Gaussian draws (a moving Gaussian is drawn at two phases)")
     ap.add_argument("--size", default="640x480", help="browser window WxH")
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring time, playing and paused each")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from .demo_scene import make_demo_scene
     from .server import make_server
 
-    # half of the plane moves and every moving Gaussian has a twin: total = 1.5 * rows * cols, rows:cols = 3:4
+    # half of the plane moves and each moving Gaussian is drawn twice: draws = 1.5 * rows * cols, rows:cols = 3:4
     cells = args.gaussians / 1.5
     cols = max(4, round(math.sqrt(cells * 4 / 3)))
     rows = max(3, round(cells / cols))

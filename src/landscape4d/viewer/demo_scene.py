@@ -1,7 +1,8 @@
 """A small synthetic 4D scene for tests and benchmarks of the viewer and exports (no pipeline run needed).
 
 A textured plane facing the input camera at `depth`, one Gaussian per grid cell; the lower half of the picture
-flows to the right (like water) and loops through the twinned-Gaussian construction of `build_scene4d`.
+flows to the right (like water) and loops through `build_scene4d` (each moving Gaussian drawn at two phases
+of the loop).
 """
 
 from __future__ import annotations
