@@ -19,16 +19,17 @@ MOTION_STAGES = {"motion", "animate", "dynamics", "render", "run"}
 # benchmark name -> script in the repository's benchmarks/ folder, or a module of the package
 BENCHMARKS = {"views": "bench_views.py", "rasterizer": "bench_rasterizer.py", "animate": "bench_animate.py",
               "motion": "landscape4d.motion.bench", "pipeline": "landscape4d.evaluation.bench",
-              "depth": "landscape4d.depth.bench"}
+              "depth": "landscape4d.depth.bench", "static": "landscape4d.evaluation.static_bench"}
 
 
 def _stage_parser(sub, name: str, help_: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_, description=help_)
     p.add_argument("photo", nargs="?", help="the landscape photo (jpg/png/webp); omit to reuse RUN's input")
-    p.add_argument("--mask", help="motion mask PNG or labelme JSON (3D-Cinemagraphy format)")
+    p.add_argument("--mask", help="motion mask PNG or labelme JSON (3D-Cinemagraphy format; `landscape4d annotate` "
+                                  "draws one); omitted: a sky/water mask is proposed and saved; `none`: refuse")
     p.add_argument("--hints", help="motion hints JSON: {hints: [{start, end}], direction, speed}")
     p.add_argument("-o", "--out", required=True, help="run folder")
-    p.add_argument("--preset", choices=PRESETS, help="preview (CPU minutes, default) or full (GPU quality); on a "
+    p.add_argument("--preset", choices=PRESETS, help="preview (512 px, CPU minutes, default) or full (1024 px); on a "
                                                      "rerun: start again from the preset (drops earlier --set, "
                                                      "ablations)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
