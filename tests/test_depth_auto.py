@@ -212,3 +212,22 @@ def test_stage_reports_the_backend_used(demo_input, tmp_path, offline_env, capsy
     assert sum("offline landscape prior" in line for line in err.splitlines()) == 1
     metrics = json.loads((run / "report.json").read_text())["stages"]["depth"]["metrics"]
     assert metrics["backend"] == "prior" and metrics["requested"] == "auto" and "prior" in metrics["model"]
+
+
+def test_a_model_that_appears_in_the_cache_reruns_the_depth_stage(demo_input, tiny_model, tmp_path, offline_env,
+                                                                   capsys):
+    """Backend auto resolves on this machine, so what it resolves to is part of the depth stage's cache key: a rerun
+    after the model became available uses it instead of keeping the prior's depth."""
+    from landscape4d.cli import main
+
+    run = tmp_path / "run"
+    argv = ["depth", str(demo_input["image"]), "--mask", str(demo_input["mask"]), "--hints", str(demo_input["hints"]),
+            "-o", str(run), "--size", "96"]
+
+    def backend() -> str:
+        return json.loads((run / "report.json").read_text())["stages"]["depth"]["metrics"]["backend"]
+
+    assert main(argv) == 0 and backend() == "prior"
+    assert main(argv) == 0 and "depth: unchanged" in capsys.readouterr().err  # nothing changed: cached
+    _cache_layout(offline_env, MODEL, tiny_model)
+    assert main(argv) == 0 and backend() == "depth-anything-v2"

@@ -60,6 +60,9 @@ class Stage:
     deps: tuple[str, ...]
     reads: tuple[str, ...]  # every config value it reads: sections ("animate") or single ones ("gaussians.backend")
     runner: str  # "module:function", imported lazily; the module may define `check(cfg)` (see preflight)
+    # "module:function" of what the stage's result depends on besides config and input, on this machine (e.g. which
+    # model depth.backend=auto resolves to): f(cfg) -> JSON value, part of the cache key
+    environment: str | None = None
 
     @property
     def module(self) -> str:
@@ -67,7 +70,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("depth", (), ("depth",), "landscape4d.stages.depth:run"),
+    Stage("depth", (), ("depth",), "landscape4d.stages.depth:run", "landscape4d.depth.auto:cache_key"),
     Stage("views", ("depth",), ("views",), "landscape4d.stages.views:run"),
     Stage("motion", ("depth", "views"), ("motion",), "landscape4d.stages.motion:run"),
     # dynamics.all_views: the single-stage ablation has no stage-1 fit
@@ -229,8 +232,8 @@ def code_digest(root: Path = Path(__file__).resolve().parent) -> str:
 
 
 def stage_key(st: Stage, cfg: RunConfig, inp: str, dep_keys: dict[str, str]) -> str:
-    """The cache key of a stage: what it declares it reads (declared_values), the input, the code, its deps' keys.
-    Not device or threads: they change how, not what, a stage computes."""
+    """The cache key of a stage: what it declares it reads (declared_values), the input, the code, its deps' keys,
+    and its `environment` when it has one. Not device or threads: they change how, not what, a stage computes."""
     payload = {
         "stage": st.name,
         "version": __version__,
@@ -239,6 +242,9 @@ def stage_key(st: Stage, cfg: RunConfig, inp: str, dep_keys: dict[str, str]) -> 
         "input": inp,
         "deps": {d: dep_keys[d] for d in st.deps},
     }
+    if st.environment:
+        module, func = st.environment.split(":")
+        payload["environment"] = getattr(importlib.import_module(module), func)(cfg)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

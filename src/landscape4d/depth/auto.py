@@ -123,3 +123,16 @@ def choose(cfg: DepthConfig, probe_timeout: float = PROBE_TIMEOUT_S) -> Choice:
         return Choice(LEARNED, model, f"depth: Depth Anything V2 ({model}, downloading once into {hf_cache_dir()})")
     return Choice("prior", None, f"depth: {fallback} ({model} is not in the Hugging Face cache and the hub is out of "
                                  "reach); for learned depth: run once online, or --depth-model DIR")
+
+
+def cache_key(cfg) -> str | None:
+    """The depth stage's environment key (`pipeline.Stage.environment`): for backend auto, which backend and model
+    `choose` resolves to now (a model id, not its cache folder, so that downloading it does not change the key), so
+    that installing transformers or getting the model reruns the depth stage. None for any other backend."""
+    if cfg.depth.backend != "auto":
+        return None
+    c = choose(cfg.depth)
+    if c.backend != LEARNED:
+        return c.backend
+    model = cfg.depth.model
+    return f"{LEARNED} {c.source if looks_local(model) else model}"
