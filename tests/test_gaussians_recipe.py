@@ -129,3 +129,15 @@ def test_footprint_init_opacity_logit_is_finite_near_one():
     m = GaussianModel.from_pixel_footprints(np.array([[0.0, 0.0, 2.0]]), np.array([[0.5, 0.5, 0.5]]), 0.5,
                                             100.0, 100.0, opacity=0.99)
     assert math.isfinite(float(m.opacity_logits[0]))
+
+
+def test_stage_2_keeps_the_refined_velocity_and_learns_it_only_without_motion_init():
+    """Velocity fine-tuning moved each Gaussian on its own (grainy water): by default stage 2 keeps the refined 3D
+    motion; the --no-motion-init ablation, which starts from zero velocity, still learns one."""
+    scene, clip, moving = _moving_plane()
+    kept, _ = train_dynamics(scene, [clip], DynamicsConfig(iters=3), 3.0)
+    assert torch.equal(kept.velocity, scene.velocity)
+    zero = scene.detach()
+    zero.velocity = torch.zeros_like(zero.velocity)
+    learnt, _ = train_dynamics(zero, [clip], DynamicsConfig(iters=3, motion_init=False), 3.0)
+    assert learnt.velocity[moving].abs().max() > 0

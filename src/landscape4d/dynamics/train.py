@@ -56,8 +56,9 @@ def train_dynamics(scene: Scene4D, clips: list[TrainClip], cfg: DynamicsConfig, 
     rng = random.Random(seed)
     scene = scene.detach()
     iters = cfg.iters if iters is None else int(iters)
-    learn = {"pos_coef": cfg.lr_deform * scene_depth, "rot_coef": cfg.lr_deform * 10, "scale_coef":
-             cfg.lr_deform * 10, "velocity": cfg.lr_velocity * scene_depth, "sh": cfg.lr_colors,
+    lr_velocity = cfg.lr_velocity if cfg.motion_init else cfg.lr_velocity_from_zero
+    learn = {"pos_coef": cfg.lr_deform * scene_depth, "rot_coef": cfg.lr_deform_rot_scale,
+             "scale_coef": cfg.lr_deform_rot_scale, "velocity": lr_velocity * scene_depth, "sh": cfg.lr_colors,
              "opacity_logits": cfg.lr_opacities}
     learn.update(extra_lrs or {})
     params = []

@@ -28,7 +28,7 @@ from ..gaussians.rasterize import resolve_backend
 from ..gaussians.train import scene_extent
 from ..pipeline import StageContext
 from .animate import animate_views
-from .gaussians import initial_model
+from .gaussians import extended_cloud, initial_model
 
 
 def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = False) -> tuple[Scene4D, dict]:
@@ -37,8 +37,12 @@ def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = Fal
     dev = ctx.device
     model = initial_model(ctx) if single_stage else ctx.artifacts.gaussians()
     dr = ctx.artifacts.depth
-    points = unproject_depth(dr.depth, dr.intr)
-    velocity, moving = ctx.artifacts.motion.velocity, ctx.artifacts.motion.moving
+    h, w = dr.depth.shape
+    # the cloud stage 1 started from, border included: water running out of the frame keeps running beyond it (a
+    # static border would leave the moving Gaussians' way out uncovered, and nothing would flow in from it)
+    points, _, (velocity, moving) = extended_cloud(ctx, ctx.artifacts.motion.velocity.reshape(h, w, 3),
+                                                   ctx.artifacts.motion.moving.reshape(h, w))
+    points, velocity, moving = points.reshape(-1, 3), velocity.reshape(-1, 3), moving.reshape(-1)
     means = model.means.detach().cpu().numpy()
     # a Gaussian moves when its nearest point moves and lies within `moving_radius` pixels of it (at its depth)
     max_dist = ctx.cfg.dynamics.moving_radius * np.maximum(means[:, 2], 1e-3) / dr.intr.fx

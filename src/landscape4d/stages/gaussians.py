@@ -18,19 +18,25 @@ from ..io.images import save_png
 from ..pipeline import StageContext
 
 
-def initial_model(ctx: StageContext) -> GaussianModel:
-    """One Gaussian per `downsample` x `downsample` block of the photo's point cloud, extended beyond the frame by
-    `gaussians.border` (edge-replicated colour and depth) so that moved views have Gaussians at their borders too."""
-    inp = ctx.artifacts.input
+def extended_cloud(ctx: StageContext, *per_pixel: np.ndarray) -> tuple[np.ndarray, Intrinsics, list[np.ndarray]]:
+    """The photo's point cloud extended beyond the frame by `gaussians.border` of the long side on every side, each
+    border point a copy of its nearest edge pixel (depth, and whatever (H, W, ...) arrays are given: colour,
+    motion) -> (points (H', W', 3), the extended camera, the extended arrays (H', W', ...))."""
     dr = ctx.artifacts.depth
     h, w = dr.depth.shape
     m = int(round(ctx.cfg.gaussians.border * max(h, w)))
-    depth = np.pad(dr.depth, m, mode="edge")
-    image = np.pad(inp.image, ((m, m), (m, m), (0, 0)), mode="edge")
     intr = Intrinsics(dr.intr.fx, dr.intr.fy, dr.intr.cx + m, dr.intr.cy + m, w + 2 * m, h + 2 * m)
+    points = unproject_depth(np.pad(dr.depth, m, mode="edge"), intr).reshape(h + 2 * m, w + 2 * m, 3)
+    return points, intr, [np.pad(a, ((m, m), (m, m)) + ((0, 0),) * (a.ndim - 2), mode="edge") for a in per_pixel]
+
+
+def initial_model(ctx: StageContext) -> GaussianModel:
+    """One Gaussian per `downsample` x `downsample` block of the photo's point cloud, extended beyond the frame by
+    `gaussians.border` (edge-replicated colour and depth) so that moved views have Gaussians at their borders too."""
+    points, intr, (image,) = extended_cloud(ctx, ctx.artifacts.input.image)
     cfg = ctx.cfg.gaussians
     d = max(1, cfg.downsample)
-    points = unproject_depth(depth, intr).reshape(h + 2 * m, w + 2 * m, 3)[d // 2::d, d // 2::d].reshape(-1, 3)
+    points = points[d // 2::d, d // 2::d].reshape(-1, 3)
     colors = image[d // 2::d, d // 2::d].reshape(-1, 3)
     if cfg.init == "footprint":
         return GaussianModel.from_pixel_footprints(points, colors, cfg.init_sigma_px * d, intr.fx, intr.fy,
