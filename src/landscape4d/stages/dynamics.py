@@ -24,6 +24,7 @@ from ..dynamics.model import Scene4D
 from ..dynamics.motion_init import assign_point_motion, build_scene4d
 from ..dynamics.scene_file import save_scene4d
 from ..dynamics.train import TrainClip, train_dynamics
+from ..gaussians.model import GaussianModel
 from ..gaussians.rasterize import resolve_backend
 from ..gaussians.train import scene_extent
 from ..pipeline import StageContext
@@ -47,12 +48,32 @@ def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = Fal
     # a Gaussian moves when its nearest point moves and lies within `moving_radius` pixels of it (at its depth)
     max_dist = ctx.cfg.dynamics.moving_radius * np.maximum(means[:, 2], 1e-3) / dr.intr.fx
     g_vel, g_mov = assign_point_motion(means, points, velocity, moving, max_dist)
+    if ctx.cfg.dynamics.backing > 0:
+        model, g_vel, g_mov = with_backing(model, g_vel, g_mov, ctx.cfg.dynamics.backing)
     scene = build_scene4d(model.means.detach().to(dev), model.quats.detach().to(dev),
                           model.log_scales.detach().to(dev), model.opacity_logits.detach().to(dev),
                           model.sh.detach().to(dev), torch.from_numpy(g_vel).to(dev), torch.from_numpy(g_mov).to(dev),
                           ctx.cfg.animate.num_frames, ctx.cfg.dynamics.fourier_order, motion_init)
     return scene, {"gaussians": len(scene), "gaussians_moving": int(g_mov.sum()),
                    "gaussians_drawn": len(scene) + int(g_mov.sum())}
+
+
+def with_backing(model: GaussianModel, velocity: np.ndarray, moving: np.ndarray, offset: float
+                 ) -> tuple[GaussianModel, np.ndarray, np.ndarray]:
+    """Append a static copy of every moving Gaussian, pushed back along its ray from the input camera by `offset`
+    (relative depth; scales grown alike, so it covers the same pixels). The moving draws hide it wherever they cover;
+    where they thin out (the upstream end of a flow, where nothing flows in) it shows the photo's texture instead of
+    a hole, as the 2D animator fills its holes from the input. velocity (N, 3), moving (N,) -> with the copies."""
+    idx = torch.from_numpy(np.flatnonzero(moving)).to(model.device)
+    back = model.subset(idx)
+    back = GaussianModel(back.means * (1 + offset), back.log_scales + float(np.log1p(offset)), back.quats,
+                         back.opacity_logits, back.sh)
+    both = GaussianModel(*(torch.cat([a, b]) for a, b in zip(
+        (model.means, model.log_scales, model.quats, model.opacity_logits, model.sh),
+        (back.means, back.log_scales, back.quats, back.opacity_logits, back.sh))))
+    m = len(idx)
+    return (both, np.concatenate([velocity, np.zeros((m, 3), velocity.dtype)]),
+            np.concatenate([moving, np.zeros(m, bool)]))
 
 
 def stored_clips(ctx: StageContext) -> list[TrainClip]:
