@@ -65,12 +65,9 @@ def with_backing(model: GaussianModel, velocity: np.ndarray, moving: np.ndarray,
     where they thin out (the upstream end of a flow, where nothing flows in) it shows the photo's texture instead of
     a hole, as the 2D animator fills its holes from the input. velocity (N, 3), moving (N,) -> with the copies."""
     idx = torch.from_numpy(np.flatnonzero(moving)).to(model.device)
-    back = model.subset(idx)
-    back = GaussianModel(back.means * (1 + offset), back.log_scales + float(np.log1p(offset)), back.quats,
-                         back.opacity_logits, back.sh)
-    both = GaussianModel(*(torch.cat([a, b]) for a, b in zip(
-        (model.means, model.log_scales, model.quats, model.opacity_logits, model.sh),
-        (back.means, back.log_scales, back.quats, back.opacity_logits, back.sh))))
+    back = model.subset(idx).params()
+    back["means"], back["log_scales"] = back["means"] * (1 + offset), back["log_scales"] + float(np.log1p(offset))
+    both = GaussianModel(**{k: torch.cat([v, back[k]]) for k, v in model.params().items()})
     m = len(idx)
     return (both, np.concatenate([velocity, np.zeros((m, 3), velocity.dtype)]),
             np.concatenate([moving, np.zeros(m, bool)]))
