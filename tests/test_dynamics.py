@@ -21,7 +21,8 @@ from landscape4d.errors import InputError
 from landscape4d.gaussians.sh import rgb_to_sh0
 
 
-def _random_scene(n=40, frames=12, order=2, seed=0):
+def _random_scene(n=40, frames=12, order=2, seed=0, extent=False):
+    """extent: a random travel extent per Gaussian (lo in [-1, 0], hi in [0, 1]); else none (whole paths)."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     moving = torch.rand(n, generator=g) > 0.5
@@ -30,11 +31,14 @@ def _random_scene(n=40, frames=12, order=2, seed=0):
     scene.pos_coef.copy_(r(*scene.pos_coef.shape) * 0.01)
     scene.rot_coef.copy_(r(*scene.rot_coef.shape) * 0.01)
     scene.scale_coef.copy_(r(*scene.scale_coef.shape) * 0.01)
+    if extent:
+        scene.extent = torch.stack([-torch.rand(n, generator=g), torch.rand(n, generator=g)], dim=1)
     return scene
 
 
-def test_deformation_matches_reference():
-    scene = _random_scene()
+@pytest.mark.parametrize("extent", [False, True])
+def test_deformation_matches_reference(extent):
+    scene = _random_scene(extent=extent)
     index, phase = draw_index(scene)
     for t in (0.0, 0.13, 0.5, 0.77, 1.3):
         g = gaussians_at(scene, t)
@@ -90,7 +94,7 @@ def test_scene_at_the_end_of_the_loop_is_the_scene_at_its_start_for_any_paramete
     """Draw for draw: the phase-1 draws at t -> 1 are the phase-0 draws at t = 0; the phase-0 draws of moving
     Gaussians fade out at t -> 1 as the phase-1 draws are invisible at t = 0. Random values in every parameter."""
     for seed in range(3):
-        scene = _random_scene(seed=seed)
+        scene = _random_scene(seed=seed, extent=seed > 0)
         for name in Scene4D.TENSORS:
             x = getattr(scene, name)
             if x.dtype.is_floating_point:
@@ -105,13 +109,13 @@ def test_scene_at_the_end_of_the_loop_is_the_scene_at_its_start_for_any_paramete
 
 
 def test_scene_file_round_trip(tmp_path):
-    scene = _random_scene()
+    scene = _random_scene(extent=True)
     camera = {"fl_x": 40.0, "fl_y": 40.0, "cx": 24.0, "cy": 20.0, "w": 48, "h": 40}
     head = save_scene4d(tmp_path / "s.safetensors", scene, {"fps": 30, "camera": camera, "scene_depth": 2.0})
     assert head["num_gaussians"] == len(scene) == 40 and head["num_moving"] == scene.num_moving
     back, head = load_scene4d(tmp_path / "s.safetensors")
     assert head["num_frames"] == 12 and head["fps"] == 30 and (tmp_path / "s.json").exists()
-    for name in scene.TENSORS:
+    for name in scene.TENSORS + ("extent",):
         torch.testing.assert_close(getattr(back, name).float(), getattr(scene, name).float())
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(InputError, match="bad.safetensors"):

@@ -138,6 +138,8 @@ class DynamicsConfig:
     ssim_weight: float = 0.2
     train_static: bool = False  # also fine-tune the colour and opacity of static Gaussians on the animated clips
     backing: float = 0.02  # a static copy of each moving Gaussian this much (relative depth) behind it; 0: none
+    extent_radius: float = 2.0  # a moving draw is shown while it stays this many pixels (input view) from where
+    # some moving Gaussian rests (dynamics/extent.py: no water above the top of a fall); 0: over its whole path
     moving_radius: float = 3.0  # a Gaussian moves when its nearest point moves and lies within this many pixels
     ablations: bool = False  # --ablations: also train the no-motion-init variant (the paper's Table III) and the
     # single-stage variant on every view's video (Table IV), and report both comparisons

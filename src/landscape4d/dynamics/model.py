@@ -6,7 +6,8 @@ at phase p = 1 (one loop behind). At loop time t, with tau = t mod 1:
     position_p(t) = mean + velocity * N * (tau - p) + sum_k a_k sin(2 pi k tau) + b_k cos(2 pi k tau)
     rotation(t)   = normalise(quat + Fourier residual(tau))
     log scale(t)  = log_scale + Fourier residual(tau)
-    opacity_p(t)  = 2 (1 - (1 - a / 2) ** w_p),   a = sigmoid(logit),   w_0 = cos^2(pi tau / 2),   w_1 = 1 - w_0
+    opacity_p(t)  = 2 (1 - (1 - a / 2) ** (w_p m(tau - p))),   a = sigmoid(logit),   w_0 = cos^2(pi tau / 2),
+                    w_1 = 1 - w_0,   m(s) = clamp(1 + (s - lo) / d, 0, 1) clamp(1 + (hi - s) / d, 0, 1)
 
 N is the number of frames in a loop and velocity is in world units per frame (the refined 3D motion). The phase-0
 draw starts at the Gaussian's place and flows forward while it fades out; the phase-1 draw arrives at that place
@@ -15,6 +16,13 @@ backward from frame N, cross-faded). Because both draws come from the same param
 tau -> 1 IS the phase-0 draw at tau = 0 (same position, rotation, scale, colour and opacity: w = 1 gives a) and
 the phase-0 draw at tau -> 1 has opacity 0, like the phase-1 draw at tau = 0: the scene at t -> 1 equals the scene
 at t = 0 for any parameter values, trained or not.
+
+Extent: a draw that has travelled s = tau - p loops (s in [-1, 1]) is shown only while s lies in the Gaussian's
+`extent` [lo, hi] (lo <= 0 <= hi, faded out over d = EXTENT_FADE loops beyond it): the part of its straight path
+that stays over the moving region (`dynamics/extent.py`). Without it the phase-1 draw of a Gaussian at the top of
+a waterfall shows, half-faded, up to one loop's travel above the fall (a ghost of water over the cliff), where the
+2D animator's Euler integration stops at the mask's edge. m(0) = 1, so the loop still closes for any extent. A scene
+without an extent (`extent=None`, and version-2 files) shows every draw over its whole path (lo = -1, hi = 1).
 
 Opacity: where the two draws of a Gaussian overlap they cover what the Gaussian covers. A splat of opacity a covers
 a G(x) at a pixel where its footprint is G(x) in (0, 1]; two coincident draws cover 1 - (1 - a_0 G)(1 - a_1 G). No
@@ -52,6 +60,7 @@ class Scene4D:
     rot_coef: torch.Tensor  # (N, 2F, 4)
     scale_coef: torch.Tensor  # (N, 2F, 3)
     num_frames: int
+    extent: torch.Tensor | None = None  # (N, 2) [lo, hi] loops of travel shown (module docstring); None: [-1, 1]
 
     TENSORS = ("means", "quats", "log_scales", "opacity_logits", "sh", "velocity", "moving", "pos_coef", "rot_coef",
                "scale_coef")
@@ -66,6 +75,13 @@ class Scene4D:
 
     def __len__(self) -> int:
         return self.means.shape[0]
+
+    def extent_or_full(self) -> torch.Tensor:
+        """(N, 2) [lo, hi]: `extent`, or [-1, 1] (the whole path) for every Gaussian when there is none."""
+        if self.extent is not None:
+            return self.extent
+        full = torch.tensor([-1.0, 1.0], dtype=self.means.dtype, device=self.means.device)
+        return full.expand(len(self), 2).clone()
 
     def to(self, device) -> "Scene4D":
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -119,6 +135,14 @@ def fade_weights(tau: float) -> tuple[float, float]:
     return c * c, 1.0 - c * c
 
 
+EXTENT_FADE = 1.0 / 16  # loops of travel over which a draw fades out beyond its extent
+
+
+def extent_weight(s: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """m(s): 1 for travel s (loops) in [lo, hi], falling linearly to 0 over EXTENT_FADE beyond either end."""
+    return ((1 + (s - lo) / EXTENT_FADE).clamp(0, 1) * (1 + (hi - s) / EXTENT_FADE).clamp(0, 1))
+
+
 def blended_opacity(opacity_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """2 (1 - (1 - sigmoid(logit) / 2) ** weight): sigmoid(logit) at weight 1, 0 at weight 0 (module docstring)."""
     return -2 * torch.expm1(weight * torch.log1p(-0.5 * torch.sigmoid(opacity_logits)))
@@ -140,7 +164,11 @@ def gaussians_at(scene: Scene4D, t: float) -> GaussiansAt:
     scales = torch.exp(scene.log_scales + mov * res_scale)[index]
     moving = scene.moving[index]
     w0, w1 = fade_weights(tau)
-    weight = torch.where(moving, (1 - phase) * w0 + phase * w1, torch.ones_like(phase))
+    fade = (1 - phase) * w0 + phase * w1
+    if scene.extent is not None:
+        ext = scene.extent.to(dtype)[index]  # (N + M, 2)
+        fade = fade * extent_weight(tau - phase, ext[:, 0], ext[:, 1])
+    weight = torch.where(moving, fade, torch.ones_like(phase))
     opacities = blended_opacity(scene.opacity_logits[index], weight)
     return GaussiansAt(means, quats, scales, opacities, scene.sh[index])
 
@@ -167,6 +195,9 @@ def gaussian_at_reference(scene: Scene4D, i: int, t: float, phase: int = 0
     scale = [math.exp(float(scene.log_scales[i, c]) + residual(scene.scale_coef, c)) for c in range(3)]
     w0 = math.cos(0.5 * math.pi * tau) ** 2
     weight = (1 - w0 if phase else w0) if mov else 1.0
+    if mov and scene.extent is not None:
+        s, lo, hi = tau - phase, float(scene.extent[i, 0]), float(scene.extent[i, 1])
+        weight *= min(max(1 + (s - lo) / EXTENT_FADE, 0.0), 1.0) * min(max(1 + (hi - s) / EXTENT_FADE, 0.0), 1.0)
     a = 1 / (1 + math.exp(-float(scene.opacity_logits[i])))
     opacity = 2 * (1 - (1 - a / 2) ** weight)
     return pos, quat, scale, opacity

@@ -27,13 +27,15 @@ from ..io.atomic import atomic_path, write_json
 from .model import Scene4D
 
 FORMAT = "landscape4d-scene4d"
-VERSION = 2
+VERSION = 3
+READABLE = (2, 3)  # version 2: no extent tensor (every draw shown over its whole path)
 FORMULA = ("tau = t mod 1; every Gaussian is drawn at phase p = 0 and every moving one again at p = 1, from the same "
            "parameters; position = means + moving * (velocity * num_frames * (tau - p) + sum_f basis_f(tau) "
            "pos_coef[f]); quat = quats + moving * sum_f basis_f rot_coef[f]; scale = exp(log_scales + moving * "
            "sum_f basis_f scale_coef[f]); opacity = 2 * (1 - (1 - sigmoid(opacity_logits) / 2) ** w) with w = 1 for "
-           "static Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones; "
-           "basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; colour = SH(sh, view direction) "
+           "static Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones, "
+           "times m(tau - p) = clamp(1 + (tau - p - extent[0]) * 16, 0, 1) * clamp(1 + (extent[1] - tau + p) * 16, "
+           "0, 1); basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; colour = SH(sh, view direction) "
            "+ 0.5")
 
 
@@ -45,6 +47,7 @@ def save_scene4d(path: str | Path, scene: Scene4D, header: dict) -> dict:
             **header}
     tensors = {name: getattr(scene, name).detach().float().contiguous().cpu() for name in Scene4D.TENSORS}
     tensors["moving"] = scene.moving.to(torch.uint8).cpu()
+    tensors["extent"] = scene.extent_or_full().detach().float().contiguous().cpu()
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"landscape4d": json.dumps(head)})
     write_json(path.with_suffix(".json"), head)
@@ -68,6 +71,8 @@ def load_scene4d(path: str | Path, device: str | torch.device = "cpu") -> tuple[
             raise KeyError("format")
         _check_version(path, head, tensors)
         kw = {name: tensors[name] for name in Scene4D.TENSORS}
+        if head["version"] >= 3:
+            kw["extent"] = tensors["extent"]
     except (KeyError, json.JSONDecodeError, RecursionError):
         raise InputError(path, "not a landscape4d 4D scene (missing header or tensors)") from None
     num_frames = _check_scene(path, kw, head)
@@ -78,13 +83,14 @@ def load_scene4d(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 def _check_version(path: Path, head: dict, tensors: dict) -> None:
     """Refuse files of another format version (one line naming the file). Raises InputError."""
     version = head.get("version")
-    if version == VERSION and "phase" not in tensors:
+    if version in READABLE and "phase" not in tensors:
         return
-    if "phase" in tensors or (isinstance(version, int) and version < VERSION):
+    if "phase" in tensors or (isinstance(version, int) and version < min(READABLE)):
         raise InputError(path, f"written by an older landscape4d (4D scene format version {version}, a separate "
                                "twin copy per moving Gaussian); rerun the dynamics stage (landscape4d dynamics -o RUN)")
-    raise InputError(path, f"4D scene format version {version!r} is not supported (this landscape4d reads version "
-                           f"{VERSION}); use the landscape4d that wrote it or rerun the dynamics stage")
+    readable = " and ".join(map(str, READABLE))
+    raise InputError(path, f"4D scene format version {version!r} is not supported (this landscape4d reads versions "
+                           f"{readable}); use the landscape4d that wrote it or rerun the dynamics stage")
 
 
 # trailing shape of each tensor (None: any size, checked for consistency below)
@@ -104,6 +110,10 @@ def _check_scene(path: Path, kw: dict[str, torch.Tensor], head: dict) -> int:
             raise InputError(path, f"tensor {name} has shape {tuple(t.shape)}, expected (N, {trail}) with N = {n}")
         if name != "moving" and not torch.isfinite(t).all():
             raise InputError(path, f"tensor {name} has non-finite values")
+    ext = kw.get("extent")
+    if ext is not None and (tuple(ext.shape) != (n, 2) or not torch.isfinite(ext).all()
+                            or (ext[:, 0] > 0).any() or (ext[:, 1] < 0).any()):
+        raise InputError(path, f"tensor extent must be (N, 2) finite [lo <= 0, hi >= 0], got shape {tuple(ext.shape)}")
     f2 = kw["pos_coef"].shape[1]
     if f2 % 2 or kw["rot_coef"].shape[1] != f2 or kw["scale_coef"].shape[1] != f2:
         raise InputError(path, "the Fourier coefficient tensors disagree on the Fourier order")

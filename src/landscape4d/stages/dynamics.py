@@ -19,6 +19,7 @@ import torch
 from ..artifacts import ViewSet, intrinsics_to_json
 from ..camera import unproject_depth
 from ..config import DynamicsConfig
+from ..dynamics.extent import with_extent
 from ..dynamics.metrics import loop_metrics, projected_motion, render_loop, video_flow_epe
 from ..dynamics.model import Scene4D
 from ..dynamics.motion_init import assign_point_motion, build_scene4d
@@ -54,6 +55,7 @@ def initial_scene(ctx: StageContext, motion_init: bool, single_stage: bool = Fal
                           model.log_scales.detach().to(dev), model.opacity_logits.detach().to(dev),
                           model.sh.detach().to(dev), torch.from_numpy(g_vel).to(dev), torch.from_numpy(g_mov).to(dev),
                           ctx.cfg.animate.num_frames, ctx.cfg.dynamics.fourier_order, motion_init)
+    scene = with_extent(scene, dr.intr.matrix(), ctx.cfg.dynamics.extent_radius)
     return scene, {"gaussians": len(scene), "gaussians_moving": int(g_mov.sum()),
                    "gaussians_drawn": len(scene) + int(g_mov.sum())}
 
@@ -133,6 +135,8 @@ def train_variant(ctx: StageContext, cfg: DynamicsConfig, backend: str, single_s
     scene, metrics = train_dynamics(scene, clips, cfg, ctx.artifacts.depth.scene_depth, backend,
                                     ctx.progress, ctx.cfg.seed, iters=iters, extra_lrs=extra,
                                     freeze_static=not (single_stage or cfg.train_static))
+    if cfg.lr_velocity > 0 or not cfg.motion_init:  # the velocity was learnt: its path is another
+        scene = with_extent(scene, ctx.artifacts.depth.intr.matrix(), cfg.extent_radius)
     metrics.update(info)
     metrics["mode"] = "single-stage" if single_stage else "two-stage"
     metrics["trained_on_views"] = [c.view_index for c in clips]

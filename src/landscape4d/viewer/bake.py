@@ -7,10 +7,11 @@ ones, the motion parameters. Gaussians are reordered so that the M moving ones c
 Arrays in scene.bin (little endian, offsets and element counts in header["buffers"]), N = num_gaussians:
   centers f32 (N, 3)  `means` (OpenCV world)          scales f32 (N, 3)  exp(log_scales)
   quats   f32 (N, 4)  normalised, x y z w order        rgba   u8  (N, 4)  SH DC * C0 + 0.5 and sigmoid(logit)
-  motion  f32 (M, 4 + 20 F) per moving Gaussian: velocity * num_frames (3), s = -log(1 - opacity / 2) (the
-          page's cross-fade is 2 (1 - exp(-w s)); as a float, exact where the 8-bit opacity would not be),
+  motion  f32 (M, 8 + 20 F) per moving Gaussian: velocity * num_frames (3), s = -log(1 - opacity / 2) (the
+          page's cross-fade is 2 (1 - exp(-w m s)); as a float, exact where the 8-bit opacity would not be),
           pos_coef (2F, 3), rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion,
-          scale_coef (2F, 3)
+          scale_coef (2F, 3), extent lo, hi (the travel, in loops, over which the splat is shown: m = 1 inside,
+          fading to 0 over dynamics.model.EXTENT_FADE beyond), 0, 0
 Dividing the rotation residual by |q| keeps the formula exact with a unit base quaternion:
 normalise(q + r) = normalise(q / |q| + r / |q|).
 
@@ -29,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dynamics.model import Scene4D
+from ..dynamics.model import EXTENT_FADE, Scene4D
 from ..gaussians.sh import C0
 
 FORMAT = "landscape4d-web-scene"
-VERSION = 2
+VERSION = 3  # 3: the motion record ends with the extent
 DATA_FILE = "scene.bin"
 
 
@@ -45,7 +46,7 @@ class WebScene:
     scales: np.ndarray  # (N, 3) float32
     quats: np.ndarray  # (N, 4) float32, xyzw, unit
     rgba: np.ndarray  # (N, 4) uint8
-    motion: np.ndarray  # (M, 4 + 20F) float32
+    motion: np.ndarray  # (M, 8 + 20F) float32
 
     @property
     def num_moving(self) -> int:
@@ -106,6 +107,7 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     motion = np.concatenate([
         _np(scene.velocity)[mv] * scene.num_frames, depth[:, None],
         _np(scene.pos_coef)[mv].reshape(m, 6 * F), rot.reshape(m, 8 * F), _np(scene.scale_coef)[mv].reshape(m, 6 * F),
+        _np(scene.extent_or_full())[mv], np.zeros((m, 2)),
     ], axis=1).astype(np.float32)
     cam = header.get("camera")
     if not cam:
@@ -113,7 +115,7 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     head = {"format": FORMAT, "version": VERSION, "num_gaussians": int(len(order)), "num_splats": int(len(order)) + m,
             "num_moving": m,
             "num_frames": int(scene.num_frames), "fps": float(header.get("fps", 30)), "fourier_order": F,
-            "texels_per_moving": 1 + 5 * F, "camera": {k: cam[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")},
+            "texels_per_moving": 2 + 5 * F, "extent_fade": EXTENT_FADE, "camera": {k: cam[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")},
             "scene_depth": float(header.get("scene_depth", 1.0)),
             "convention": "OpenCV camera axes; world = input camera; t in [0, 1) is one loop",
             "colour": "SH degree 0: DC * 0.2820948 + 0.5"}
@@ -163,5 +165,7 @@ def evaluate_web(ws: WebScene, t: float) -> WebFrame:
     scales[:2 * m] *= np.exp(np.einsum("f,mfc->mc", basis, scl))
     w0 = math.cos(0.5 * math.pi * tau) ** 2  # dynamics.model.fade_weights
     weight = np.where(phase[:2 * m] > 0, 1.0 - w0, w0)
+    lo, hi, s = rec[:, 4 + 20 * F], rec[:, 5 + 20 * F], tau - phase[:2 * m]
+    weight = weight * np.clip(1 + (s - lo) / EXTENT_FADE, 0, 1) * np.clip(1 + (hi - s) / EXTENT_FADE, 0, 1)
     opacity[:2 * m] = -2 * np.expm1(-weight * rec[:, 3])
     return WebFrame(centers, scales, quats, opacity)

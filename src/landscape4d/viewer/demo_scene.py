@@ -15,6 +15,7 @@ import torch
 
 from ..artifacts import intrinsics_to_json
 from ..camera import Intrinsics, unproject_depth
+from ..dynamics.extent import with_extent
 from ..dynamics.motion_init import build_scene4d
 from ..dynamics.model import Scene4D
 from ..gaussians.sh import C0
@@ -62,6 +63,8 @@ def make_demo_scene(cols: int = 64, rows: int = 48, width: int = 160, height: in
         scene.rot_coef = 0.2 * torch.randn(scene.rot_coef.shape, generator=g)
         scene.scale_coef = 0.2 * torch.randn(scene.scale_coef.shape, generator=g)
         scene.quats = scene.quats * (0.5 + torch.rand(len(scene), 1, generator=g))  # raw, not unit
+    # draws shown while over the moving half (the rows' ends: nothing runs on past the plane)
+    scene = with_extent(scene, intr.matrix(), 1.5 * intr.fx / gi.fx)
     header = {"fps": 30, "camera": intrinsics_to_json(intr), "scene_depth": depth,
               "convention": "OpenCV camera axes; world = input camera; t in [0, 1) is one loop"}
     return scene, header

@@ -7,13 +7,15 @@
 //   centre     = centre_r + vN_r * (tau - p) + sum_f basis_f(tau) * pos_f
 //   quaternion = normalise(quat_r + sum_f basis_f(tau) * rot_f)      (rot_f pre-divided by |raw quat|)
 //   scales     = scales_r * exp(sum_f basis_f(tau) * scale_f)
-//   opacity    = 2 (1 - exp(-w * s_r))   with s_r = -log(1 - opacity_r / 2), w = cos^2(pi tau / 2) at p = 0 and
-//                                         1 - cos^2(pi tau / 2) at p = 1
+//   opacity    = 2 (1 - exp(-w * m * s_r))   with s_r = -log(1 - opacity_r / 2), w = cos^2(pi tau / 2) at p = 0
+//                                             and 1 - cos^2(pi tau / 2) at p = 1, m = the extent weight of the
+//                                             travel tau - p: 1 in [lo_r, hi_r], 0 one fade (1/16 loop) beyond
 // basis = [sin(2 pi k tau), k = 1..F] + [cos(2 pi k tau), k = 1..F]. The phase-1 splat at tau -> 1 is exactly the
 // phase-0 splat at tau = 0, so the loop closes whatever the parameters.
 //
-// Motion record of moving Gaussian r: texelsPerMoving = 1 + 5F RGBA32F texels starting at texel r * texelsPerMoving
-// of a 4096-wide float texture; as floats: [vN.xyz, s, pos (2F x 3), rot (2F x 4, xyzw), scale (2F x 3)].
+// Motion record of moving Gaussian r: texelsPerMoving = 2 + 5F RGBA32F texels starting at texel r * texelsPerMoving
+// of a 4096-wide float texture; as floats: [vN.xyz, s, pos (2F x 3), rot (2F x 4, xyzw), scale (2F x 3), lo, hi,
+// 0, 0].
 
 import * as THREE from "three";
 import { dyno } from "@sparkjsdev/spark";
@@ -34,8 +36,8 @@ export function motionTexture(motion, numMoving, texelsPerMoving) {
 }
 
 // GLSL statements of the modifier for Fourier order F (unrolled: constant indices only).
-export function deformStatements({ g, out, tau, motion, numMoving, order }) {
-  const T = 1 + 5 * order;
+export function deformStatements({ g, out, tau, motion, numMoving, order, extentFade = 1 / 16 }) {
+  const T = 2 + 5 * order;
   const F2 = 2 * order;
   const comp = "xyzw";
   const fl = (k) => `d${k >> 2}.${comp[k & 3]}`; // float k of the record
@@ -69,13 +71,17 @@ export function deformStatements({ g, out, tau, motion, numMoving, order }) {
   lines.push(`  ${out}.scales = ${g}.scales * exp(dscale);`);
   lines.push(`  float c = cos(${(0.5 * Math.PI).toFixed(9)} * tau);`);
   lines.push(`  float w = ph > 0.5 ? 1.0 - c * c : c * c;`);
-  lines.push(`  ${out}.rgba.a = 2.0 * (1.0 - exp(-w * d0.w));`);
+  const ext = `d${T - 1}`; // [lo, hi, 0, 0]
+  lines.push(`  float s = tau - ph;`);
+  lines.push(`  float m = clamp(1.0 + (s - ${ext}.x) / ${extentFade.toFixed(9)}, 0.0, 1.0) * ` +
+             `clamp(1.0 + (${ext}.y - s) / ${extentFade.toFixed(9)}, 0.0, 1.0);`);
+  lines.push(`  ${out}.rgba.a = 2.0 * (1.0 - exp(-w * m * d0.w));`);
   lines.push("}");
   return lines;
 }
 
 // The object modifier and the uniform that drives it: set tau.value in [0, 1) and call mesh.updateVersion().
-export function makeDeformModifier({ motion, numMoving, order, texelsPerMoving }) {
+export function makeDeformModifier({ motion, numMoving, order, texelsPerMoving, extentFade }) {
   const tau = dyno.dynoFloat(0.0);
   const tex = motionTexture(motion, numMoving, texelsPerMoving);
   const motionTex = dyno.dynoSampler2D(tex);
@@ -87,6 +93,7 @@ export function makeDeformModifier({ motion, numMoving, order, texelsPerMoving }
       statements: ({ inputs, outputs }) =>
         deformStatements({
           g: inputs.gsplat, out: outputs.gsplat, tau: inputs.tau, motion: inputs.motion, numMoving, order,
+          extentFade,
         }),
     });
     return { gsplat: deform.outputs.gsplat };

@@ -82,7 +82,7 @@ async function main() {
 
   const deform = makeDeformModifier({
     motion: data.motion, numMoving: head.num_moving, order: head.fourier_order,
-    texelsPerMoving: head.texels_per_moving,
+    texelsPerMoving: head.texels_per_moving, extentFade: head.extent_fade,
   });
   const splats = buildSplats(data);
   await splats.initialized;
