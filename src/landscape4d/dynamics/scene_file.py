@@ -35,8 +35,8 @@ FORMULA = ("tau = t mod 1; every Gaussian is drawn at phase p = 0 and every movi
            "sum_f basis_f scale_coef[f]); opacity = 2 * (1 - (1 - sigmoid(opacity_logits) / 2) ** w) with w = 1 for "
            "static Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones, "
            "times m(tau - p) = clamp(1 + (tau - p - extent[0]) * 16, 0, 1) * clamp(1 + (extent[1] - tau + p) * 16, "
-           "0, 1); basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; colour = SH(sh, view direction) "
-           "+ 0.5")
+           "0, 1); basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; "
+           "colour = SH(sh, view direction) + 0.5")
 
 
 def save_scene4d(path: str | Path, scene: Scene4D, header: dict) -> dict:

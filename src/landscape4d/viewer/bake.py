@@ -115,7 +115,8 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     head = {"format": FORMAT, "version": VERSION, "num_gaussians": int(len(order)), "num_splats": int(len(order)) + m,
             "num_moving": m,
             "num_frames": int(scene.num_frames), "fps": float(header.get("fps", 30)), "fourier_order": F,
-            "texels_per_moving": 2 + 5 * F, "extent_fade": EXTENT_FADE, "camera": {k: cam[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")},
+            "texels_per_moving": 2 + 5 * F, "extent_fade": EXTENT_FADE,
+            "camera": {k: cam[k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")},
             "scene_depth": float(header.get("scene_depth", 1.0)),
             "convention": "OpenCV camera axes; world = input camera; t in [0, 1) is one loop",
             "colour": "SH degree 0: DC * 0.2820948 + 0.5"}
