@@ -97,3 +97,25 @@ def test_contact_scan():
     np.testing.assert_allclose(disp[:, 1], [0.0, 0.0, 0.4, 0.6, 0.8, 1.0])  # ground, then sky (0), then above it
     assert hanging.tolist() == [[False, True], [False, False], [False, False], [False, False], [False, False],
                                 [False, False]]
+
+
+def test_the_sky_reaches_down_to_a_cliff_top():
+    """A textured grey cliff under a blue sky with white clouds: the sky score's smoothness term is low within a few
+    pixels of the cliff's top edge; those sky pixels join the sky (`grow_sky_edge`) instead of standing between
+    the cliff and the sky (streaks hanging in the sky seen from a moved camera), and no cliff pixel becomes sky.
+    Before the band was grown, 3-4 rows of sky above the edge stood at cliff-like depths."""
+    rng = np.random.default_rng(3)
+    img = _landscape(rng, sky_rows=80)
+    edge = (40 + 8 * np.sin(np.arange(W) / 17.0)).astype(int)  # the cliff's top row in each column
+    rows = np.arange(H)[:, None]
+    cliff = (rows >= edge[None, :]) & (rows < 80)
+    grain = _noise((H, W, 1), rng, 0.75, 1.25) * _noise((1, W, 1), rng, 0.8, 1.2)
+    img = np.where(cliff[..., None], np.clip(np.array([0.5, 0.48, 0.46]) * grain, 0, 1), img)
+    cloud = (rows < edge[None, :]) & (np.abs(np.arange(W)[None, :] - 100) < 30)
+    img = np.where(cloud[..., None], np.array([0.92, 0.94, 0.96], np.float32), img).astype(np.float32)
+    cfg = DepthConfig()
+    depth, _ = landscape_prior(img, cfg)
+    sky_depth = cfg.sky_depth * cfg.near
+    above = rows < edge[None, :]  # sky in every column
+    assert (depth[above] >= sky_depth * 0.999).mean() > 0.995
+    assert (depth[cliff] < 0.5 * sky_depth).all()

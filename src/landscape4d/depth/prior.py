@@ -2,7 +2,10 @@
 Efros and Hebert's "Automatic Photo Pop-up" (2005): sky, ground and upright regions.
 
 1. Sky ("sky"): a per-pixel score from colour (blue or bright-grey), brightness, smoothness and height in the
-   image, refined into a soft matte by the guided filter and kept only where connected to the top border.
+   image, refined into a soft matte by the guided filter and kept only where connected to the top border. The
+   smoothness term misses the sky for a few pixels along every edge it meets (a cliff's top): that band joins the
+   sky where its colour is closer to the sky's next to it than to what lies below (`grow_sky_edge`), else those
+   pixels stand at depths between the cliff and the sky and, seen from a moved camera, hang as streaks in the sky.
 2. Horizon: from the lowest sky rows (or a default when there is little sky). Below it a ground plane seen by a
    level camera: disparity linear in the row, the bottom row nearest, never farther than `max_ground_depth`.
 3. Ground or upright, below the horizon (everything non-sky above it is upright): log-odds of colour ("colour":
@@ -73,11 +76,35 @@ def segment_sky(image: np.ndarray, cfg: DepthConfig) -> tuple[np.ndarray, np.nda
     if n == 0:
         return hard, matte
     top = np.unique(labels[0][labels[0] > 0])
-    sky = np.isin(labels, top)
+    sky = grow_sky_edge(image, np.isin(labels, top), max(2, image.shape[1] // 128) + 2)
     # a sky region must be a real part of the picture, not a few bright pixels at the top edge
     if sky.mean() < 0.01:
         sky[:] = False
     return sky, matte * sky
+
+
+def grow_sky_edge(image: np.ndarray, sky: np.ndarray, radius: int) -> np.ndarray:
+    """The sky mask (H, W) bool grown into the band of `radius` pixels around it: a band pixel becomes sky when
+    its colour is nearer the mean colour of the sky within 2 radius of it than the mean colour of what lies beyond
+    the band there (the cliff, the trees); the result stays connected to the given sky."""
+    if not sky.any() or sky.all():
+        return sky
+    near = ndimage.binary_dilation(sky, iterations=radius)
+    band, beyond = near & ~sky, ~near
+
+    def local_mean(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = mask.astype(np.float32)
+        share = box(m, 2 * radius)
+        mean = np.stack([box(image[..., c] * m, 2 * radius) for c in range(3)], -1) / np.maximum(share, 1e-6)[..., None]
+        return mean, share
+
+    sky_mean, sky_share = local_mean(sky)
+    far_mean, far_share = local_mean(beyond)
+    d_sky = ((image - sky_mean) ** 2).sum(-1)
+    d_far = ((image - far_mean) ** 2).sum(-1)
+    grown = sky | (band & (sky_share > 0) & ((far_share <= 0) | (d_sky < d_far)))
+    labels, _ = ndimage.label(grown)
+    return np.isin(labels, np.unique(labels[sky]))
 
 
 def horizon_row(sky: np.ndarray) -> float:
