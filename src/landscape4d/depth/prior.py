@@ -95,7 +95,7 @@ def grow_sky_edge(image: np.ndarray, sky: np.ndarray, radius: int) -> np.ndarray
     def local_mean(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = mask.astype(np.float32)
         share = box(m, 2 * radius)
-        mean = np.stack([box(image[..., c] * m, 2 * radius) for c in range(3)], -1) / np.maximum(share, 1e-6)[..., None]
+        mean = box(image * m[..., None], 2 * radius) / np.maximum(share, 1e-6)[..., None]  # box filters each channel
         return mean, share
 
     sky_mean, sky_share = local_mean(sky)

@@ -14,6 +14,8 @@ region runs on into the border with them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -78,14 +80,12 @@ def travel_extent_reference(means: np.ndarray, drift: np.ndarray, moving: np.nda
 
 
 def with_extent(scene: Scene4D, K: np.ndarray, radius_px: float) -> Scene4D:
-    """The scene with `extent` set from its current velocity (radius_px <= 0: no extent, every draw over its whole
-    path). K (3, 3): the input camera (world = input camera)."""
-    scene = scene.detach()
+    """A scene sharing `scene`'s tensors, with `extent` set from its current velocity (radius_px <= 0: no extent,
+    every draw over its whole path). K (3, 3): the input camera (world = input camera)."""
     if radius_px <= 0:
-        scene.extent = None
-        return scene
-    drift = (scene.velocity * scene.num_frames).cpu().numpy()
-    ext = travel_extent(scene.means.cpu().numpy(), drift, scene.moving.cpu().numpy().astype(bool), np.asarray(K),
-                        radius_px)
-    scene.extent = torch.from_numpy(ext).to(device=scene.means.device, dtype=scene.means.dtype)
-    return scene
+        return dataclasses.replace(scene, extent=None)
+    drift = (scene.velocity.detach() * scene.num_frames).cpu().numpy()
+    ext = travel_extent(scene.means.detach().cpu().numpy(), drift, scene.moving.cpu().numpy().astype(bool),
+                        np.asarray(K), radius_px)
+    return dataclasses.replace(scene, extent=torch.from_numpy(ext).to(device=scene.means.device,
+                                                                      dtype=scene.means.dtype))
