@@ -11,7 +11,8 @@ What is measured against what:
      on the scene's photo, mask and hints (the same in-process `landscape4d` entry as `bench pipeline`), one run
      folder per variant: DIR/runs/<variant>. The depth and views stages do not depend on `gaussians.*`: the first
      run's are copied into the others, whose pipeline then finds them unchanged (same cache keys) and skips them.
-  3. The fitted static Gaussians (RUN/gaussians/scene.ply) are rendered from `--cameras` novel cameras: frames of
+  3. The fitted static Gaussians (RUN/gaussians/scene.ply) are rendered from `--cameras` novel cameras (what no
+     Gaussian covers filled as the render stage fills it, `render.fill_holes`): frames of
      the four evaluation trajectories (`camera.trajectory`, as `bench pipeline` evaluates), at phases
      (j + 1/4) / n of each trajectory's loop, which are never the input camera (see `novel_cameras`). Each side
      scales the poses with its own scene depth (the run's estimated one, the GT's exact one), as `bench pipeline`
@@ -235,14 +236,16 @@ def gaussians_stage_info(run: Path) -> dict:
 
 
 def render_static(run: Path, cams: list[NovelCamera]) -> tuple[np.ndarray, float, int]:
-    """RUN/gaussians/scene.ply rendered from the cameras with the run's intrinsics and scene depth:
-    ((C, H, W, 3) float32 in [0, 1], mean fraction of pixels with alpha > 0.5, number of Gaussians)."""
+    """RUN/gaussians/scene.ply rendered from the cameras with the run's intrinsics and scene depth, what no Gaussian
+    covers filled as the render stage fills it (`render.fill_holes`): ((C, H, W, 3) float32 in [0, 1], mean
+    fraction of pixels with alpha > 0.5, number of Gaussians)."""
     import torch
 
     from ..artifacts import load_depth
     from ..gaussians.ply import read_ply
     from ..gaussians.rasterize import resolve_backend
     from ..gaussians.train import render_model
+    from ..render import fill_holes
 
     dr = load_depth(run)
     model = read_ply(run / "gaussians" / "scene.ply", "cpu")
@@ -252,9 +255,10 @@ def render_static(run: Path, cams: list[NovelCamera]) -> tuple[np.ndarray, float
     with torch.no_grad():
         for cam in cams:
             out = render_model(model, K, cam.pose(dr.scene_depth), dr.intr.width, dr.intr.height, backend)
-            images.append(out.color.clamp(0, 1).cpu().numpy())
-            cover.append(float((out.alpha > 0.5).float().mean()))
-    return np.stack(images).astype(np.float32), float(np.mean(cover)), int(model.num)
+            color, alpha = out.color.clamp(0, 1).cpu().numpy(), out.alpha[..., 0].cpu().numpy()
+            images.append(fill_holes(color, alpha).astype(np.float32) / 255.0)
+            cover.append(float((alpha > 0.5).mean()))
+    return np.stack(images), float(np.mean(cover)), int(model.num)
 
 
 def baseline_static(run: Path, cams: list[NovelCamera], cfg: RunConfig) -> np.ndarray:
