@@ -3,6 +3,7 @@ beyond the moving region (the ghost above a waterfall), the loop still closing, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from landscape4d.dynamics import build_scene4d, gaussians_at, load_scene4d, save
 from landscape4d.dynamics.extent import travel_extent, travel_extent_reference, with_extent
 from landscape4d.dynamics.model import Scene4D
 from landscape4d.errors import InputError
+from landscape4d.gaussians.model import OPACITY_MAX, convert_logits, logits_from_opacity
 
 CAMERA = {"fl_x": 40.0, "fl_y": 40.0, "cx": 24.0, "cy": 20.0, "w": 48, "h": 40}
 
@@ -92,16 +94,22 @@ def test_version_2_files_read_as_whole_paths_and_bad_extents_are_refused(tmp_pat
 
     scene, intr = _fall()
     scene = with_extent(scene, intr.matrix(), radius_px=2.0)
-    head = save_scene4d(tmp_path / "v3.safetensors", scene, {"fps": 30, "camera": CAMERA, "scene_depth": 3.0})
-    assert head["version"] == 3
+    # opacities a version-2 file can hold (at most 1)
+    scene = dataclasses.replace(scene, opacity_logits=torch.full_like(scene.opacity_logits,
+                                                                      float(logits_from_opacity(0.95))))
+    head = save_scene4d(tmp_path / "v4.safetensors", scene, {"fps": 30, "camera": CAMERA, "scene_depth": 3.0})
+    assert head["version"] == 4 and head["opacity_max"] == OPACITY_MAX
     tensors = {name: getattr(scene, name).float().contiguous() for name in Scene4D.TENSORS}
     tensors["moving"] = tensors["moving"].to(torch.uint8)
+    # versions 2 and 3 stored 3DGS logits, opacity = sigmoid(logit)
+    tensors["opacity_logits"] = convert_logits(scene.opacity_logits, OPACITY_MAX, 1.0).float()
     v2 = {**head, "version": 2}
     save_file(tensors, str(tmp_path / "v2.safetensors"), metadata={"landscape4d": json.dumps(v2)})
     back, _ = load_scene4d(tmp_path / "v2.safetensors")
     assert back.extent is None
     torch.testing.assert_close(gaussians_at(back, 0.4).opacities,
-                               gaussians_at(with_extent(scene, intr.matrix(), 0.0), 0.4).opacities)
+                               gaussians_at(with_extent(scene, intr.matrix(), 0.0), 0.4).opacities,
+                               rtol=1e-5, atol=1e-6)
     bad = dict(tensors, extent=torch.tensor([[0.5, 1.0]]).repeat(len(scene), 1))
     save_file(bad, str(tmp_path / "bad.safetensors"), metadata={"landscape4d": json.dumps(head)})
     with pytest.raises(InputError, match="bad.safetensors.*extent"):

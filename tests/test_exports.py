@@ -14,6 +14,7 @@ from PIL import Image
 from landscape4d import exports
 from landscape4d.dynamics.model import gaussians_at
 from landscape4d.errors import InputError
+from landscape4d.gaussians.model import opacity_from_logits
 from landscape4d.gaussians.ply import read_ply
 from landscape4d.gaussians.sh import C0
 from landscape4d.io.video import read_video
@@ -78,7 +79,8 @@ def test_splat_layout_matches_the_reference_encoder(demo, tmp_path):
     idx = {tuple(p): i for i, p in enumerate(model.means.numpy().astype(np.float32))}
     which = np.array([idx[tuple(p)] for p in rec["position"]])
     # sorted by size * opacity, descending
-    size_op = (torch.exp(model.log_scales.double().sum(1)) * torch.sigmoid(model.opacity_logits.double())).numpy()
+    opacity = opacity_from_logits(model.opacity_logits.double()).clamp(max=1)
+    size_op = (torch.exp(model.log_scales.double().sum(1)) * opacity).numpy()
     assert np.all(np.diff(size_op[which]) <= 0)
     # every 32-byte record equals the struct-based reference encoder of its Gaussian
     for k in range(model.num):

@@ -83,7 +83,30 @@ def test_ply_layout_is_inria(tmp_path):
     row = v.data[1]
     assert [row[f"f_rest_{i}"] for i in range(3)] == [m.sh[1, 1, 0].item(), m.sh[1, 2, 0].item(), m.sh[1, 3, 0].item()]
     assert row["scale_0"] == pytest.approx(np.log(0.5))
-    assert row["opacity"] == 0.0  # logit of 0.5
+    assert row["opacity"] == 0.0  # logit 0: opacity OPACITY_MAX / 2
+
+
+def test_ply_keeps_opacities_above_1_and_reads_3dgs_files_as_sigmoid(tmp_path):
+    """Our opacity is OPACITY_MAX sigmoid(logit) (flat-topped footprints above 1). The PLY says so in a comment and
+    round-trips it; a file for other tools (opacity_max=1) or one written by another tool (no comment) holds 3DGS
+    logits, opacity = sigmoid(logit), which read back as the same opacities."""
+    from plyfile import PlyData, PlyElement
+
+    from landscape4d.gaussians.model import OPACITY_MAX, logits_from_opacity
+
+    assert OPACITY_MAX > 1
+    a = torch.tensor([0.1, 0.5, 0.9, 1.2, 1.45])
+    m = GaussianModel(torch.zeros(5, 3), torch.zeros(5, 3), torch.tensor([[1.0, 0, 0, 0]] * 5),
+                      torch.tensor(logits_from_opacity(a.numpy()), dtype=torch.float32), torch.zeros(5, 1, 3))
+    torch.testing.assert_close(m.opacities, a)
+    torch.testing.assert_close(read_ply(write_ply(m, tmp_path / "ours.ply")).opacities, a)
+    other = write_ply(m, tmp_path / "other.ply", opacity_max=1.0)
+    v = PlyData.read(str(other))["vertex"].data
+    np.testing.assert_allclose(1 / (1 + np.exp(-v["opacity"].astype(np.float64))), a.clamp(max=1 - 1e-6).numpy(),
+                               rtol=1e-6)
+    torch.testing.assert_close(read_ply(other).opacities, a.clamp(max=1 - 1e-6))
+    PlyData([PlyElement.describe(v, "vertex")], text=False).write(str(tmp_path / "3dgs.ply"))  # no comment
+    torch.testing.assert_close(read_ply(tmp_path / "3dgs.ply").opacities, a.clamp(max=1 - 1e-6))
 
 
 def test_read_ply_errors(tmp_path):

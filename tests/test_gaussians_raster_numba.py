@@ -33,6 +33,21 @@ def test_matches_reference_float64(seed, size, n):
     assert ref[1].max() > 0.5
 
 
+def test_flat_topped_opacities_above_1_match_reference():
+    """Opacities up to OPACITY_MAX (1.5): alpha = min(0.99, o G) is clamped over each Gaussian's core, where the
+    gradient to o and to the shape is zero; numba and torch agree with the float64 reference there too."""
+    from landscape4d.gaussians.model import OPACITY_MAX
+    from landscape4d.gaussians.raster_torch import rasterize_torch
+
+    params, vm, K = make_scene(120, torch.float64, seed=21, size=3.0, opacity=(0.5, OPACITY_MAX))
+    ref = render_and_grads(rasterize_reference, params, vm, K)
+    for fn in (rasterize_numba, rasterize_torch):
+        assert_close_all(ref, render_and_grads(fn, params, vm, K), 1e-9)
+    with torch.no_grad():
+        out = rasterize_reference(*params, vm, K, W, H)
+    assert float(out.alpha.max()) > 0.99  # clamped cores were drawn
+
+
 def outputs_and_grads(fn, params, vm, K):
     """Like render_and_grads, with loss weights drawn in float64 whatever the dtype (torch.randn draws other
     numbers in float32)."""

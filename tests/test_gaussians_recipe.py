@@ -109,7 +109,7 @@ def test_preview_preset_is_the_per_pixel_recipe_and_full_is_larger():
 
 @pytest.mark.parametrize("setting, message", [
     ("gaussians.init=blobs", "gaussians.init"),
-    ("gaussians.init_opacity=1", "below 1"),
+    ("gaussians.init_opacity=1.5", "below 1.5"),
     ("gaussians.init_opacity=0", "> 0"),
     ("gaussians.init_sigma_px=0", "> 0"),
     ("gaussians.hole_weight=-1", ">= 0"),
@@ -125,10 +125,10 @@ def re_escape(s: str) -> str:
     return re.escape(s)
 
 
-def test_footprint_init_opacity_logit_is_finite_near_one():
+def test_footprint_init_opacity_logit_is_finite_near_the_ceiling():
     m = GaussianModel.from_pixel_footprints(np.array([[0.0, 0.0, 2.0]]), np.array([[0.5, 0.5, 0.5]]), 0.5,
-                                            100.0, 100.0, opacity=0.99)
-    assert math.isfinite(float(m.opacity_logits[0]))
+                                            100.0, 100.0, opacity=1.49)
+    assert math.isfinite(float(m.opacity_logits[0])) and float(m.opacities[0]) == pytest.approx(1.49)
 
 
 def test_stage_2_keeps_the_refined_velocity_and_learns_it_only_without_motion_init():

@@ -102,7 +102,8 @@ class GaussiansConfig:
     init: str = "footprint"  # footprint: flat Gaussians covering each pixel at its depth (the first render of the input
     # view is the photo) | knn: isotropic, scale = distance to the nearest points, opacity 0.1 (3DGS)
     init_sigma_px: float = 0.5  # footprint init: standard deviation in pixels (times `downsample`) at the depth
-    init_opacity: float = 0.99  # opacity of every initial Gaussian (3DGS: 0.1, with knn)
+    init_opacity: float = 1.48  # opacity of every initial Gaussian, below gaussians.model.OPACITY_MAX = 1.5
+    # (flat-topped footprints; 3DGS: 0.1, with knn)
     border: float = 0.08  # the point cloud is extended (edge colour and depth) by this fraction of the long side
     hole_weight: float = 1.0  # loss weight of the inpainted hole pixels of the side views (view 0 is the photo: 1)
 
@@ -331,8 +332,10 @@ def validate(cfg: RunConfig) -> None:
             raise ValueError(f"config {key}={value!r}: must be {'> 0' if key in POSITIVE else 'finite and >= 0'}")
     if not cfg.depth.fov_deg < 180:
         raise ValueError(f"config depth.fov_deg={cfg.depth.fov_deg!r}: must be below 180")
-    if not cfg.gaussians.init_opacity < 1:
-        raise ValueError(f"config gaussians.init_opacity={cfg.gaussians.init_opacity!r}: must be below 1")
+    from .gaussians.model import OPACITY_MAX
+
+    if not cfg.gaussians.init_opacity < OPACITY_MAX:
+        raise ValueError(f"config gaussians.init_opacity={cfg.gaussians.init_opacity!r}: must be below {OPACITY_MAX}")
     if cfg.animate.num_frames < 2:
         raise ValueError(f"config animate.num_frames={cfg.animate.num_frames}: a loop needs at least 2 frames")
     if cfg.motion.speed is not None and not (math.isfinite(cfg.motion.speed) and cfg.motion.speed >= 0):

@@ -19,7 +19,7 @@ import torch
 
 from .dynamics.model import Scene4D, gaussians_at
 from .errors import InputError
-from .gaussians.model import GaussianModel
+from .gaussians.model import OPACITY_MAX, GaussianModel, convert_logits, logits_of
 from .gaussians.sh import C0
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -29,20 +29,21 @@ from .gaussians.sh import C0
 def model_at(scene: Scene4D, t: float = 0.0, drop_invisible: bool = True) -> GaussianModel:
     """The 4D scene at loop time t as a static GaussianModel (raw parameters: log scales, opacity logits).
 
-    Opacities are clipped to [1e-6, 1 - 1e-6] before the logit; with drop_invisible, draws of opacity 0 are removed
-    (their logit would be -inf)."""
+    Opacities / OPACITY_MAX are clipped to [1e-6, 1 - 1e-6] before the logit; with drop_invisible, draws of opacity 0
+    are removed (their logit would be -inf)."""
     g = gaussians_at(scene, t)
     keep = g.opacities > 0 if drop_invisible else torch.ones_like(g.opacities, dtype=torch.bool)
-    op = g.opacities[keep].clamp(1e-6, 1 - 1e-6)
     return GaussianModel(g.means[keep].detach().clone(), torch.log(g.scales[keep]).detach(),
-                         g.quats[keep].detach().clone(), torch.logit(op).detach(), g.colors[keep].detach().clone())
+                         g.quats[keep].detach().clone(), logits_of(g.opacities[keep]).detach(),
+                         g.colors[keep].detach().clone())
 
 
 def export_ply(scene: Scene4D, path: str | Path, t: float = 0.0) -> Path:
-    """INRIA 3DGS PLY of the scene at loop time t."""
+    """INRIA 3DGS PLY of the scene at loop time t, for other 3DGS tools: opacity sigmoid(logit), at most 1 (our
+    flat-topped static Gaussians become bells there)."""
     from .gaussians.ply import write_ply
 
-    return write_ply(model_at(scene, t), path)
+    return write_ply(model_at(scene, t), path, opacity_max=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -56,14 +57,15 @@ assert SPLAT_DTYPE.itemsize == 32
 def splat_records(model: GaussianModel) -> np.ndarray:
     """(N,) SPLAT_DTYPE records, sorted by size * opacity descending (size = product of the three scales).
 
-    position: xyz; scale: linear standard deviations; rgba: SH DC * C0 + 0.5 and opacity, times 255 rounded;
+    position: xyz; scale: linear standard deviations; rgba: SH DC * C0 + 0.5 and opacity (at most 1: the layout
+    has no room for OPACITY_MAX's flat tops), times 255 rounded;
     rot: the unit quaternion (w, x, y, z), each component as round(q * 128 + 128) clipped to 0..255."""
     means = model.means.detach().cpu().double().numpy()
     ls = model.log_scales.detach().cpu().double().numpy()
     q = model.quats.detach().cpu().double().numpy()
     q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
     colour = model.sh[:, 0, :].detach().cpu().double().numpy() * C0 + 0.5
-    opacity = 1 / (1 + np.exp(-model.opacity_logits.detach().cpu().double().numpy()))
+    opacity = np.minimum(OPACITY_MAX / (1 + np.exp(-model.opacity_logits.detach().cpu().double().numpy())), 1.0)
     key = -np.exp(ls.sum(axis=1)) * opacity
     order = np.argsort(key, kind="stable")
     rec = np.empty(len(order), SPLAT_DTYPE)
@@ -79,7 +81,7 @@ def splat_record_reference(mean, log_scale, quat_wxyz, sh_dc, opacity_logit) -> 
     n = math.sqrt(sum(c * c for c in quat_wxyz))
     scale = [math.exp(v) for v in log_scale]
     rgb = [min(255, max(0, round((c * C0 + 0.5) * 255))) for c in sh_dc]
-    a = min(255, max(0, round(255 / (1 + math.exp(-opacity_logit)))))
+    a = min(255, max(0, round(255 * min(1.0, OPACITY_MAX / (1 + math.exp(-opacity_logit))))))
     rot = [min(255, max(0, round(c / n * 128 + 128))) for c in quat_wxyz]
     return struct.pack("<3f3f4B4B", *mean, *scale, *rgb, a, *rot)
 
@@ -134,7 +136,8 @@ def export_spz(scene: Scene4D, path: str | Path, t: float = 0.0) -> Path:
     f = lambda x: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
     sh = f(m.sh)
     rest = sh[:, 1:, :] if sh.shape[1] > 1 else np.zeros((m.num, 0, 3), np.float32)
-    data = GSData(means=f(m.means), scales=f(m.log_scales), quats=f(m.rotations), opacities=f(m.opacity_logits),
+    logits = convert_logits(m.opacity_logits, OPACITY_MAX, 1.0)  # .spz readers take sigmoid(logit): at most 1
+    data = GSData(means=f(m.means), scales=f(m.log_scales), quats=f(m.rotations), opacities=f(logits),
                   sh0=sh[:, 0, :], shN=rest)  # gsply takes the PLY convention: log scales, unit wxyz, logits
     from .io.atomic import atomic_path
 

@@ -64,7 +64,8 @@ def export_ply_sequence(scene: Scene4D, directory: str | Path, num_frames: int |
     digits = max(4, len(str(n - 1)))
     paths = []
     for k in range(n):
-        paths.append(write_ply(model_at(scene, k / n, drop_invisible=False), directory / f"frame_{k:0{digits}d}.ply"))
+        paths.append(write_ply(model_at(scene, k / n, drop_invisible=False), directory / f"frame_{k:0{digits}d}.ply",
+                               opacity_max=1.0))  # for other 3DGS tools: sigmoid(logit), at most 1
     return paths
 
 

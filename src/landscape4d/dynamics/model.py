@@ -6,8 +6,13 @@ at phase p = 1 (one loop behind). At loop time t, with tau = t mod 1:
     position_p(t) = mean + velocity * N * (tau - p) + sum_k a_k sin(2 pi k tau) + b_k cos(2 pi k tau)
     rotation(t)   = normalise(quat + Fourier residual(tau))
     log scale(t)  = log_scale + Fourier residual(tau)
-    opacity_p(t)  = 2 (1 - (1 - a / 2) ** (w_p m(tau - p))),   a = sigmoid(logit),   w_0 = cos^2(pi tau / 2),
-                    w_1 = 1 - w_0,   m(s) = clamp(1 + (s - lo) / d, 0, 1) clamp(1 + (hi - s) / d, 0, 1)
+    opacity_p(t)  = 2 (1 - (1 - a / 2) ** (w_p m(tau - p))),   w_0 = cos^2(pi tau / 2),   w_1 = 1 - w_0,
+                    m(s) = clamp(1 + (s - lo) / d, 0, 1) clamp(1 + (hi - s) / d, 0, 1),
+                    a = OPACITY_MAX sigmoid(logit), at most 1 for a moving Gaussian
+
+A static Gaussian's opacity may exceed 1 (a flat-topped footprint, gaussians/model.py); a moving one's is capped at
+1, where the two draws' cross-fade keeps its coverage (above 1 the rasterizer's alpha clamp breaks that: +5 % of a
+lone Gaussian's coverage mid-loop at a = 1.43).
 
 N is the number of frames in a loop and velocity is in world units per frame (the refined 3D motion). The phase-0
 draw starts at the Gaussian's place and flows forward while it fades out; the phase-1 draw arrives at that place
@@ -45,6 +50,8 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
+
+from ..gaussians.model import OPACITY_MAX, opacity_from_logits
 
 
 @dataclass
@@ -143,9 +150,15 @@ def extent_weight(s: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.
     return ((1 + (s - lo) / EXTENT_FADE).clamp(0, 1) * (1 + (hi - s) / EXTENT_FADE).clamp(0, 1))
 
 
-def blended_opacity(opacity_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """2 (1 - (1 - sigmoid(logit) / 2) ** weight): sigmoid(logit) at weight 1, 0 at weight 0 (module docstring)."""
-    return -2 * torch.expm1(weight * torch.log1p(-0.5 * torch.sigmoid(opacity_logits)))
+def base_opacity(opacity_logits: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    """a: OPACITY_MAX sigmoid(logit), at most 1 for a moving Gaussian (module docstring). (N,), (N,) bool -> (N,)"""
+    a = opacity_from_logits(opacity_logits)
+    return torch.where(moving, a.clamp(max=1.0), a)
+
+
+def blended_opacity(opacity: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """2 (1 - (1 - a / 2) ** weight) of base opacities a: a at weight 1, 0 at weight 0 (module docstring)."""
+    return -2 * torch.expm1(weight * torch.log1p(-0.5 * opacity))
 
 
 def gaussians_at(scene: Scene4D, t: float) -> GaussiansAt:
@@ -169,7 +182,7 @@ def gaussians_at(scene: Scene4D, t: float) -> GaussiansAt:
         ext = scene.extent.to(dtype)[index]  # (N + M, 2)
         fade = fade * extent_weight(tau - phase, ext[:, 0], ext[:, 1])
     weight = torch.where(moving, fade, torch.ones_like(phase))
-    opacities = blended_opacity(scene.opacity_logits[index], weight)
+    opacities = blended_opacity(base_opacity(scene.opacity_logits[index], moving), weight)
     return GaussiansAt(means, quats, scales, opacities, scene.sh[index])
 
 
@@ -198,6 +211,7 @@ def gaussian_at_reference(scene: Scene4D, i: int, t: float, phase: int = 0
     if mov and scene.extent is not None:
         s, lo, hi = tau - phase, float(scene.extent[i, 0]), float(scene.extent[i, 1])
         weight *= min(max(1 + (s - lo) / EXTENT_FADE, 0.0), 1.0) * min(max(1 + (hi - s) / EXTENT_FADE, 0.0), 1.0)
-    a = 1 / (1 + math.exp(-float(scene.opacity_logits[i])))
+    a = OPACITY_MAX / (1 + math.exp(-float(scene.opacity_logits[i])))
+    a = min(a, 1.0) if mov else a
     opacity = 2 * (1 - (1 - a / 2) ** weight)
     return pos, quat, scale, opacity

@@ -23,16 +23,20 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from ..errors import InputError
+from ..gaussians.model import OPACITY_MAX, convert_logits
 from ..io.atomic import atomic_path, write_json
 from .model import Scene4D
 
 FORMAT = "landscape4d-scene4d"
-VERSION = 3
-READABLE = (2, 3)  # version 2: no extent tensor (every draw shown over its whole path)
+VERSION = 4
+# version 2: no extent tensor (every draw shown over its whole path); versions 2 and 3: opacity = sigmoid(logit),
+# converted on reading to version 4's OPACITY_MAX * sigmoid(logit) (same opacities)
+READABLE = (2, 3, 4)
 FORMULA = ("tau = t mod 1; every Gaussian is drawn at phase p = 0 and every moving one again at p = 1, from the same "
            "parameters; position = means + moving * (velocity * num_frames * (tau - p) + sum_f basis_f(tau) "
            "pos_coef[f]); quat = quats + moving * sum_f basis_f rot_coef[f]; scale = exp(log_scales + moving * "
-           "sum_f basis_f scale_coef[f]); opacity = 2 * (1 - (1 - sigmoid(opacity_logits) / 2) ** w) with w = 1 for "
+           "sum_f basis_f scale_coef[f]); opacity = 2 * (1 - (1 - a / 2) ** w), a = opacity_max * "
+           "sigmoid(opacity_logits) (at most 1 for moving ones), with w = 1 for "
            "static Gaussians, w = cos(pi tau / 2) ** 2 at p = 0 and 1 - cos(pi tau / 2) ** 2 at p = 1 for moving ones, "
            "times m(tau - p) = clamp(1 + (tau - p - extent[0]) * 16, 0, 1) * clamp(1 + (extent[1] - tau + p) * 16, "
            "0, 1); basis = [sin(2 pi k tau) for k=1..F] + [cos(2 pi k tau) for k=1..F]; "
@@ -44,7 +48,7 @@ def save_scene4d(path: str | Path, scene: Scene4D, header: dict) -> dict:
     path = Path(path)
     head = {"format": FORMAT, "version": VERSION, "num_gaussians": len(scene), "num_frames": scene.num_frames,
             "fourier_order": scene.fourier_order, "num_moving": int(scene.moving.sum()), "formula": FORMULA,
-            **header}
+            "opacity_max": OPACITY_MAX, **header}
     tensors = {name: getattr(scene, name).detach().float().contiguous().cpu() for name in Scene4D.TENSORS}
     tensors["moving"] = scene.moving.to(torch.uint8).cpu()
     tensors["extent"] = scene.extent_or_full().detach().float().contiguous().cpu()
@@ -73,6 +77,8 @@ def load_scene4d(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         kw = {name: tensors[name] for name in Scene4D.TENSORS}
         if head["version"] >= 3:
             kw["extent"] = tensors["extent"]
+        if head["version"] < 4:
+            kw["opacity_logits"] = convert_logits(kw["opacity_logits"], 1.0)
     except (KeyError, json.JSONDecodeError, RecursionError):
         raise InputError(path, "not a landscape4d 4D scene (missing header or tensors)") from None
     num_frames = _check_scene(path, kw, head)

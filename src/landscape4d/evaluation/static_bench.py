@@ -52,7 +52,7 @@ from .commands import clean, comparison_strip
 from .synthetic import SyntheticScene, generate_scene
 
 # name -> `gaussians.*` overrides on top of the preview preset (config.GaussiansConfig: one Gaussian per pixel,
-# footprint init at opacity 0.99, the photo every 2nd iteration, 400 iterations)
+# footprint init at opacity 1.48 (flat-topped), the photo every 2nd iteration, 400 iterations)
 VARIANTS: dict[str, tuple[str, ...]] = {
     "old": ("gaussians.downsample=2", "gaussians.init=knn", "gaussians.init_opacity=0.1",
             "gaussians.input_view_every=0", "gaussians.iters=500", "gaussians.densify_until=400"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .model import logits_of, opacity_from_logits
 from .projection import quat_to_rotmat
 
 
@@ -124,11 +125,6 @@ class DensifyResult:
     pruned: int
 
 
-def _logit(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(1e-6, 1 - 1e-6)
-    return torch.log(p / (1 - p))
-
-
 def densify_and_prune(
     optimizer: torch.optim.Optimizer,
     params: dict[str, torch.Tensor],
@@ -193,7 +189,7 @@ def densify_and_prune(
         m = new_params["means"].shape[0]
         remove = torch.zeros(m, dtype=torch.bool, device=means.device)
         remove[:n] = split
-        opac = torch.sigmoid(new_params["opacity_logits"].detach())
+        opac = opacity_from_logits(new_params["opacity_logits"].detach())
         low = opac < prune_opacity
         if max_screen_radius is not None:
             radii = torch.cat([stats.max_radii, torch.zeros(m - n, device=means.device)])
@@ -212,5 +208,5 @@ def reset_opacities(
 ) -> dict[str, torch.Tensor]:
     """3DGS opacity reset: opacity = min(opacity, ceiling), Adam moments of the opacities zeroed."""
     logits = params["opacity_logits"].detach()
-    value = torch.minimum(logits, _logit(torch.tensor(ceiling, dtype=logits.dtype, device=logits.device)))
+    value = torch.minimum(logits, logits_of(torch.tensor(ceiling, dtype=logits.dtype, device=logits.device)))
     return reset_param(optimizer, params, "opacity_logits", value)

@@ -2,22 +2,44 @@
 
 Vertex properties, all float32: x y z nx ny nz f_dc_0..2 f_rest_0..(3*(K-1)-1) opacity scale_0..2 rot_0..3, with
 opacity stored as a logit, scales as logs, rotation as wxyz, and f_rest channel-major (all red coefficients, then
-green, then blue) as the INRIA code writes them.
+green, then blue) as the INRIA code writes them. Our opacity is OPACITY_MAX * sigmoid(logit) (gaussians/model.py):
+the file says so in a header comment `landscape4d opacity_max <value>`; a file without it (another tool's, or an
+older landscape4d's) has 3DGS opacities sigmoid(logit), and its logits are converted on reading. Other 3DGS tools
+read our opacities as sigmoid(logit), i.e. divided by OPACITY_MAX.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .model import GaussianModel
+from .model import OPACITY_MAX, GaussianModel, convert_logits
 from .sh import sh_degree_from_bases
 
 
-def write_ply(model: GaussianModel, path: str | Path) -> Path:
+OPACITY_COMMENT = "landscape4d opacity_max"
+
+
+def file_opacity_max(comments: list[str]) -> float:
+    """The OPACITY_MAX a PLY file's logits were written under: its `landscape4d opacity_max` comment, else 1 (3DGS)."""
+    for c in comments:
+        if c.startswith(OPACITY_COMMENT):
+            try:
+                value = float(c[len(OPACITY_COMMENT):])
+            except ValueError:
+                continue
+            if math.isfinite(value) and value > 0:
+                return value
+    return 1.0
+
+
+def write_ply(model: GaussianModel, path: str | Path, opacity_max: float = OPACITY_MAX) -> Path:
+    """Write the model; its logits are written under `opacity_max` (1: what other 3DGS tools read, opacities above 1
+    kept just below it; the default keeps ours exactly)."""
     from plyfile import PlyData, PlyElement
 
     path = Path(path)
@@ -36,7 +58,7 @@ def write_ply(model: GaussianModel, path: str | Path) -> Path:
         arrays[f"f_dc_{i}"] = dc[:, i]
     for i in range(rest.shape[1]):
         arrays[f"f_rest_{i}"] = rest[:, i]
-    arrays["opacity"] = model.opacity_logits.detach().cpu().float().numpy()
+    arrays["opacity"] = convert_logits(model.opacity_logits.detach(), OPACITY_MAX, opacity_max).cpu().float().numpy()
     ls = model.log_scales.detach().cpu().float().numpy()
     q = model.quats.detach().cpu().float().numpy()
     for i in range(3):
@@ -48,7 +70,8 @@ def write_ply(model: GaussianModel, path: str | Path) -> Path:
     for k, v in arrays.items():
         data[k] = v
     tmp = path.with_name(path.name + ".tmp")
-    PlyData([PlyElement.describe(data, "vertex")], text=False).write(str(tmp))
+    PlyData([PlyElement.describe(data, "vertex")], text=False,
+            comments=[f"{OPACITY_COMMENT} {opacity_max!r}"]).write(str(tmp))
     tmp.replace(path)
     return path
 
@@ -95,4 +118,5 @@ def read_ply(path: str | Path, device: torch.device | str = "cpu") -> GaussianMo
     if not all(np.isfinite(a).all() for a in arrs):
         raise InputError(path, "non-finite values in the Gaussian parameters")
     t = [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrs]
+    t[3] = convert_logits(t[3], file_opacity_max(list(ply.comments)))
     return GaussianModel(*t)

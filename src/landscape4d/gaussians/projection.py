@@ -76,9 +76,9 @@ def project_gaussians(
     finite placeholder values (never NaN) so gradients through them are zero, not NaN.
 
     A Gaussian draws the pixels where opacity * exp(-0.5 d^T conic d) >= ALPHA_MIN, i.e. within mahalanobis
-    distance sqrt(2 ln(opacity / ALPHA_MIN)) (at most 3.33 for opacity 1). `extents` bound that region (for
-    opacity 1 when `opacities` is not given); only the tile lists use them. `radii` and the on-screen test use
-    the 3-sigma extent, as 3DGS.
+    distance sqrt(2 ln(opacity / ALPHA_MIN)) (3.33 for opacity 1, 3.45 for a flat-topped 1.5). `extents` bound that
+    region (for opacity 1 when `opacities` is not given); only the tile lists use them. `radii` and the on-screen test
+    use the 3-sigma extent, as 3DGS.
     """
     dtype = means.dtype
     viewmat = viewmat.to(device=means.device, dtype=dtype)
@@ -133,8 +133,7 @@ def project_gaussians(
 
 def opacity_reach(opacities: torch.Tensor) -> torch.Tensor:
     """(N,) mahalanobis distance within which opacity * exp(-r^2 / 2) >= ALPHA_MIN (0 if opacity <= ALPHA_MIN)."""
-    o = opacities.clamp(max=1.0)
-    return (2.0 * torch.log(o.clamp_min(ALPHA_MIN) / ALPHA_MIN)).clamp_min(0).sqrt()
+    return (2.0 * torch.log(opacities.clamp_min(ALPHA_MIN) / ALPHA_MIN)).clamp_min(0).sqrt()
 
 
 def gaussian_colors(

@@ -103,8 +103,7 @@ def _project_one(means, quats, scales, opacities, i, W, t, f, lim, width, height
     conics[i, 0], conics[i, 1], conics[i, 2] = a, b, c
     depths[i] = cam[2]
     sdx, sdy = math.sqrt(max(cxx, 0.0)), math.sqrt(max(cyy, 0.0))
-    o = min(np.float64(opacities[i]), 1.0)
-    rch = math.sqrt(max(2.0 * math.log(max(o, ALPHA_MIN) / ALPHA_MIN), 0.0))
+    rch = math.sqrt(max(2.0 * math.log(max(np.float64(opacities[i]), ALPHA_MIN) / ALPHA_MIN), 0.0))
     reach[i] = rch
     extents[i, 0], extents[i, 1] = rch * sdx, rch * sdy
     ex, ey = SIGMA_CUTOFF * sdx, SIGMA_CUTOFF * sdy

@@ -6,12 +6,14 @@ ones, the motion parameters. Gaussians are reordered so that the M moving ones c
 
 Arrays in scene.bin (little endian, offsets and element counts in header["buffers"]), N = num_gaussians:
   centers f32 (N, 3)  `means` (OpenCV world)          scales f32 (N, 3)  exp(log_scales)
-  quats   f32 (N, 4)  normalised, x y z w order        rgba   u8  (N, 4)  SH DC * C0 + 0.5 and sigmoid(logit)
+  quats   f32 (N, 4)  normalised, x y z w order        rgba   u8  (N, 4)  SH DC * C0 + 0.5 and opacity a
   motion  f32 (M, 8 + 20 F) per moving Gaussian: velocity * num_frames (3), s = -log(1 - opacity / 2) (the
           page's cross-fade is 2 (1 - exp(-w m s)); as a float, exact where the 8-bit opacity would not be),
           pos_coef (2F, 3), rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion,
           scale_coef (2F, 3), extent lo, hi (the travel, in loops, over which the splat is shown: m = 1 inside,
           fading to 0 over dynamics.model.EXTENT_FADE beyond), 0, 0
+The opacity a is min(1, OPACITY_MAX sigmoid(logit)): the page's splats take opacities up to 1, so a Gaussian that
+the rasterizer draws flat-topped (gaussians/model.py) is a plain bell in the browser.
 Dividing the rotation residual by |q| keeps the formula exact with a unit base quaternion:
 normalise(q + r) = normalise(q / |q| + r / |q|).
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dynamics.model import EXTENT_FADE, Scene4D
+from ..gaussians.model import OPACITY_MAX
 from ..gaussians.sh import C0
 
 FORMAT = "landscape4d-web-scene"
@@ -99,11 +102,11 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     qn = np.linalg.norm(raw_q, axis=1, keepdims=True).clip(1e-12)
     quats = (raw_q / qn)[:, [1, 2, 3, 0]].astype(np.float32)
     colour = np.clip(_np(scene.sh)[order, 0, :].astype(np.float64) * C0 + 0.5, 0, 1)
-    opacity = 1 / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[order]))
+    opacity = np.minimum(OPACITY_MAX / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[order])), 1.0)
     rgba = np.rint(np.concatenate([colour, opacity[:, None]], axis=1) * 255).astype(np.uint8)
     mv = order[:m]
     rot = _np(scene.rot_coef).astype(np.float64)[mv][:, :, [1, 2, 3, 0]] / qn[:m, None, :]  # (M, 2F, 4)
-    depth = -np.log1p(-0.5 / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[mv])))  # -log(1 - a / 2)
+    depth = -np.log1p(-0.5 * opacity[:m])  # -log(1 - a / 2)
     motion = np.concatenate([
         _np(scene.velocity)[mv] * scene.num_frames, depth[:, None],
         _np(scene.pos_coef)[mv].reshape(m, 6 * F), rot.reshape(m, 8 * F), _np(scene.scale_coef)[mv].reshape(m, 6 * F),

@@ -18,6 +18,7 @@ from ..camera import Intrinsics, unproject_depth
 from ..dynamics.extent import with_extent
 from ..dynamics.motion_init import build_scene4d
 from ..dynamics.model import Scene4D
+from ..gaussians.model import logits_from_opacity
 from ..gaussians.sh import C0
 
 
@@ -50,7 +51,7 @@ def make_demo_scene(cols: int = 64, rows: int = 48, width: int = 160, height: in
     log_scales[:, 2] = math.log(0.1 * spacing)  # flat along the viewing axis
     quats = torch.zeros(n, 4)
     quats[:, 0] = 1.0
-    opacity_logits = torch.full((n,), math.log(0.95 / 0.05))
+    opacity_logits = torch.full((n,), float(logits_from_opacity(0.95)))
     sh = torch.from_numpy((rgb - 0.5) / C0).float()[:, None, :]
     moving = torch.from_numpy(pts[:, 1] > 0)  # lower half of the picture (y down)
     velocity = torch.zeros(n, 3)

@@ -5,7 +5,7 @@
 //   centers f32 (N, 3)  centres at t = 0 (OpenCV world: x right, y down, z forward)
 //   scales  f32 (N, 3)  linear standard deviations
 //   quats   f32 (N, 4)  unit quaternions, x y z w
-//   rgba    u8  (N, 4)  colour (SH degree 0: DC * C0 + 0.5) and opacity sigmoid(logit)
+//   rgba    u8  (N, 4)  colour (SH degree 0: DC * C0 + 0.5) and opacity min(1, 1.5 sigmoid(logit))
 //   motion  f32 (M, 4 * texelsPerMoving)  per moving Gaussian: see deform.js
 // The page draws header.num_splats = N + M splats (each moving Gaussian at two phases): see splatSource.
 
