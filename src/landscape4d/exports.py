@@ -19,7 +19,7 @@ import torch
 
 from .dynamics.model import Scene4D, gaussians_at
 from .errors import InputError
-from .gaussians.model import OPACITY_MAX, GaussianModel, convert_logits, logits_of
+from .gaussians.model import OPACITY_MAX, GaussianModel, convert_logits, logits_of, opacity_from_logits
 from .gaussians.sh import C0
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def splat_records(model: GaussianModel) -> np.ndarray:
     q = model.quats.detach().cpu().double().numpy()
     q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
     colour = model.sh[:, 0, :].detach().cpu().double().numpy() * C0 + 0.5
-    opacity = np.minimum(OPACITY_MAX / (1 + np.exp(-model.opacity_logits.detach().cpu().double().numpy())), 1.0)
+    opacity = opacity_from_logits(model.opacity_logits.detach().cpu().double()).clamp(max=1.0).numpy()
     key = -np.exp(ls.sum(axis=1)) * opacity
     order = np.argsort(key, kind="stable")
     rec = np.empty(len(order), SPLAT_DTYPE)

@@ -12,7 +12,7 @@ Arrays in scene.bin (little endian, offsets and element counts in header["buffer
           pos_coef (2F, 3), rot_coef (2F, 4) in x y z w order divided by the norm of the raw quaternion,
           scale_coef (2F, 3), extent lo, hi (the travel, in loops, over which the splat is shown: m = 1 inside,
           fading to 0 over dynamics.model.EXTENT_FADE beyond), 0, 0
-The opacity a is min(1, OPACITY_MAX sigmoid(logit)): the page's splats take opacities up to 1, so a Gaussian that
+The opacity a is min(1, OPACITY_MAX sigmoid(logit)): rgba holds it in 8 bits (0..1), so a Gaussian that
 the rasterizer draws flat-topped (gaussians/model.py) is a plain bell in the browser.
 Dividing the rotation residual by |q| keeps the formula exact with a unit base quaternion:
 normalise(q + r) = normalise(q / |q| + r / |q|).
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dynamics.model import EXTENT_FADE, Scene4D
-from ..gaussians.model import OPACITY_MAX
+from ..gaussians.model import opacity_from_logits
 from ..gaussians.sh import C0
 
 FORMAT = "landscape4d-web-scene"
@@ -102,7 +102,7 @@ def bake_web_scene(scene: Scene4D, header: dict) -> WebScene:
     qn = np.linalg.norm(raw_q, axis=1, keepdims=True).clip(1e-12)
     quats = (raw_q / qn)[:, [1, 2, 3, 0]].astype(np.float32)
     colour = np.clip(_np(scene.sh)[order, 0, :].astype(np.float64) * C0 + 0.5, 0, 1)
-    opacity = np.minimum(OPACITY_MAX / (1 + np.exp(-_np(scene.opacity_logits).astype(np.float64)[order])), 1.0)
+    opacity = _np(opacity_from_logits(scene.opacity_logits.detach().cpu().double()).clamp(max=1.0))[order]
     rgba = np.rint(np.concatenate([colour, opacity[:, None]], axis=1) * 255).astype(np.uint8)
     mv = order[:m]
     rot = _np(scene.rot_coef).astype(np.float64)[mv][:, :, [1, 2, 3, 0]] / qn[:m, None, :]  # (M, 2F, 4)
